@@ -1,0 +1,68 @@
+// swift-tools-version:6.1
+// GreenRFM for Swift: resource-efficient 3D radiology foundation models over libtorch.
+//
+// LIBTORCH=/path/to/libtorch builds against another libtorch (default: .libtorch, the link that
+// scripts/setup.sh makes to the libtorch inside PyPI's torch==2.15.0 wheel). GREENRFM_CUDA=1 also links
+// libtorch_cuda so that `--device cuda` works with a CUDA build.
+import PackageDescription
+
+let root = Context.packageDirectory
+let libtorch = Context.environment["LIBTORCH"] ?? "\(root)/.libtorch"
+let cuda = Context.environment["GREENRFM_CUDA"] == "1"
+
+var torchLinkFlags = [
+  "-L\(libtorch)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(libtorch)/lib",
+  "-Xlinker", "--no-as-needed", "-ltorch_cpu", "-lc10",
+]
+if cuda { torchLinkFlags += ["-ltorch_cuda", "-lc10_cuda"] }
+torchLinkFlags += ["-Xlinker", "--as-needed"]
+
+let package = Package(
+  name: "GreenRFM",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "greenrfm", targets: ["greenrfm"]),
+    .library(name: "Torch", targets: ["Torch"]),
+    .library(name: "TorchNN", targets: ["TorchNN"]),
+    .library(name: "GreenRFM", targets: ["GreenRFM"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+  ],
+  targets: [
+    // C++ shim over libtorch with a C header; the only code that sees C++.
+    .target(
+      name: "CTorch",
+      cxxSettings: [
+        .unsafeFlags([
+          "-isystem", "\(libtorch)/include",
+          "-isystem", "\(libtorch)/include/torch/csrc/api/include",
+          "-O2", "-fno-math-errno",
+        ])
+      ],
+      linkerSettings: [.unsafeFlags(torchLinkFlags)]
+    ),
+    // Tensor, dtypes, devices, errors, autograd scopes, optimizers, schedules, safetensors.
+    .target(name: "Torch", dependencies: ["CTorch"]),
+    // Module, layers, losses.
+    .target(name: "TorchNN", dependencies: ["Torch"]),
+    // GreenRFM models, training and evaluation.
+    .target(
+      name: "GreenRFM",
+      dependencies: ["Torch", "TorchNN", .product(name: "Logging", package: "swift-log")]
+    ),
+    .executableTarget(
+      name: "greenrfm",
+      dependencies: [
+        "GreenRFM", "Torch", "TorchNN",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .testTarget(name: "TorchTests", dependencies: ["Torch"], resources: [.copy("Golden")]),
+    .testTarget(name: "TorchNNTests", dependencies: ["TorchNN", "Torch"], resources: [.copy("Golden")]),
+    .testTarget(name: "GreenRFMTests", dependencies: ["GreenRFM", "greenrfm"]),
+  ],
+  cxxLanguageStandard: .cxx20
+)

@@ -1,0 +1,147 @@
+// Neural-network functions, losses, autograd and optimizer kernels of the shim.
+#include "internal.hpp"
+
+#include <c10/core/GradMode.h>
+
+using ctorch::T;
+using ctorch::ints;
+using ctorch::opt;
+using ctorch::wrap;
+
+extern "C" {
+
+ct_status ct_matmul(ct_tensor a, ct_tensor b, ct_tensor *out) { CT_GUARD(*out = wrap(at::matmul(T(a), T(b)))) }
+ct_status ct_linear(ct_tensor x, ct_tensor w, ct_tensor b, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::linear(T(x), T(w), opt(b))))
+}
+ct_status ct_conv3d(ct_tensor x, ct_tensor w, ct_tensor b, const int64_t *stride, const int64_t *padding,
+                    const int64_t *dilation, int64_t groups, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::conv3d(T(x), T(w), opt(b), ints(stride, 3), ints(padding, 3), ints(dilation, 3), groups)))
+}
+ct_status ct_batch_norm(ct_tensor x, ct_tensor w, ct_tensor b, ct_tensor rm, ct_tensor rv, bool training,
+                        double momentum, double eps, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::batch_norm(T(x), opt(w), opt(b), opt(rm), opt(rv), training, momentum, eps,
+                                      /*cudnn_enabled=*/true)))
+}
+ct_status ct_layer_norm(ct_tensor x, const int64_t *shape, int64_t ndim, ct_tensor w, ct_tensor b, double eps,
+                        ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::layer_norm(T(x), ints(shape, ndim), opt(w), opt(b), eps)))
+}
+ct_status ct_max_pool3d(ct_tensor x, const int64_t *k, const int64_t *s, const int64_t *p, const int64_t *d,
+                        bool ceil_mode, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::max_pool3d(T(x), ints(k, 3), ints(s, 3), ints(p, 3), ints(d, 3), ceil_mode)))
+}
+ct_status ct_avg_pool3d(ct_tensor x, const int64_t *k, const int64_t *s, const int64_t *p, bool ceil_mode,
+                        bool count_include_pad, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::avg_pool3d(T(x), ints(k, 3), ints(s, 3), ints(p, 3), ceil_mode, count_include_pad)))
+}
+ct_status ct_adaptive_avg_pool3d(ct_tensor x, const int64_t *size, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::adaptive_avg_pool3d(T(x), ints(size, 3))))
+}
+ct_status ct_interpolate3d(ct_tensor x, const int64_t *size, bool nearest, bool align_corners, ct_tensor *out) {
+  CT_GUARD({
+    TORCH_CHECK(T(x).dim() == 5, "interpolate3d expects a 5-D [N, C, D, H, W] input, got ", T(x).sizes());
+    *out = wrap(nearest ? at::upsample_nearest3d(T(x), ints(size, 3))
+                        : at::upsample_trilinear3d(T(x), ints(size, 3), align_corners));
+  })
+}
+ct_status ct_relu_(ct_tensor x) { CT_GUARD(at::relu_(T(x))) }
+ct_status ct_softmax(ct_tensor x, int64_t dim, ct_tensor *out) { CT_GUARD(*out = wrap(at::softmax(T(x), dim))) }
+ct_status ct_log_softmax(ct_tensor x, int64_t dim, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::log_softmax(T(x), dim)))
+}
+ct_status ct_dropout(ct_tensor x, double p, bool training, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::dropout(T(x), p, training)))
+}
+ct_status ct_embedding(ct_tensor w, ct_tensor idx, int64_t padding_idx, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::embedding(T(w), T(idx), padding_idx)))
+}
+ct_status ct_scaled_dot_product_attention(ct_tensor q, ct_tensor k, ct_tensor v, ct_tensor mask, double dropout_p,
+                                          bool is_causal, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::scaled_dot_product_attention(T(q), T(k), T(v), opt(mask), dropout_p, is_causal)))
+}
+ct_status ct_bce_with_logits(ct_tensor logits, ct_tensor target, ct_tensor weight, ct_tensor pos_weight,
+                             ct_reduction reduction, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::binary_cross_entropy_with_logits(T(logits), T(target), opt(weight), opt(pos_weight),
+                                                            static_cast<int64_t>(reduction))))
+}
+ct_status ct_cross_entropy(ct_tensor logits, ct_tensor target, ct_tensor weight, ct_reduction reduction,
+                           int64_t ignore_index, double label_smoothing, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::cross_entropy_loss(T(logits), T(target), opt(weight), static_cast<int64_t>(reduction),
+                                              ignore_index, label_smoothing)))
+}
+ct_status ct_mse_loss(ct_tensor a, ct_tensor b, ct_reduction reduction, ct_tensor *out) {
+  CT_GUARD(*out = wrap(at::mse_loss(T(a), T(b), static_cast<int64_t>(reduction))))
+}
+
+// ---- autograd ----
+ct_status ct_set_requires_grad(ct_tensor t, bool r) { CT_GUARD(T(t).requires_grad_(r)) }
+ct_status ct_requires_grad(ct_tensor t, bool *out) { CT_GUARD(*out = T(t).requires_grad()) }
+ct_status ct_is_leaf(ct_tensor t, bool *out) { CT_GUARD(*out = T(t).is_leaf()) }
+ct_status ct_backward(ct_tensor t, ct_tensor grad, bool retain_graph) {
+  CT_GUARD({
+    at::Tensor g = grad ? T(grad) : at::Tensor();
+    T(t).backward(g, retain_graph, /*create_graph=*/false);
+  })
+}
+ct_status ct_grad(ct_tensor t, ct_tensor *out) {
+  CT_GUARD({
+    const at::Tensor &g = T(t).grad();
+    *out = g.defined() ? wrap(g) : nullptr;
+  })
+}
+ct_status ct_set_grad(ct_tensor t, ct_tensor grad) {
+  CT_GUARD(T(t).mutable_grad() = grad ? T(grad) : at::Tensor())
+}
+ct_status ct_detach(ct_tensor t, ct_tensor *out) { CT_GUARD(*out = wrap(T(t).detach())) }
+
+// ---- optimizers ----
+ct_status ct_adamw_step(const ct_tensor *params, const ct_tensor *exp_avgs, const ct_tensor *exp_avg_sqs,
+                        const ct_tensor *steps, int64_t count, double lr, double beta1, double beta2,
+                        double weight_decay, double eps) {
+  CT_GUARD({
+    c10::AutoGradMode no_grad(false);
+    std::vector<at::Tensor> p, g, m, v, s;
+    for (int64_t i = 0; i < count; i++) {
+      const at::Tensor &grad = T(params[i]).grad();
+      if (!grad.defined()) continue;
+      TORCH_CHECK(!grad.is_sparse(), "AdamW does not support sparse gradients");
+      p.push_back(T(params[i]));
+      g.push_back(grad);
+      m.push_back(T(exp_avgs[i]));
+      v.push_back(T(exp_avg_sqs[i]));
+      s.push_back(T(steps[i]));
+    }
+    if (p.empty()) return CT_OK;
+    at::_foreach_add_(s, 1);
+    at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, s, lr, beta1, beta2, weight_decay, eps,
+                      /*amsgrad=*/false, /*maximize=*/false);
+  })
+}
+
+ct_status ct_clip_grad_norm(const ct_tensor *params, int64_t count, double max_norm, double norm_type,
+                            double *total_norm) {
+  CT_GUARD({
+    c10::AutoGradMode no_grad(false);
+    std::vector<at::Tensor> grads;
+    for (int64_t i = 0; i < count; i++) {
+      const at::Tensor &g = T(params[i]).grad();
+      if (g.defined()) grads.push_back(g);
+    }
+    if (grads.empty()) {
+      *total_norm = 0;
+      return CT_OK;
+    }
+    // As torch.nn.utils.clip_grad_norm_ (foreach=False): per-tensor norms, the norm of the norms, then a
+    // clamped coefficient max_norm / (total + 1e-6) applied in place.
+    std::vector<at::Tensor> norms;
+    norms.reserve(grads.size());
+    for (const auto &g : grads) norms.push_back(at::linalg_vector_norm(g, norm_type));
+    at::Tensor total = at::linalg_vector_norm(at::stack(norms), norm_type);
+    at::Tensor coef = at::clamp(max_norm / (total + 1e-6), std::nullopt, 1.0);
+    for (auto &g : grads) g.mul_(coef.to(g.device()));
+    *total_norm = total.item<double>();
+  })
+}
+
+}  // extern "C"

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import GreenRFM
+import Logging
+import Torch
+
+@main
+struct GreenRFMCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "greenrfm",
+    abstract: "Pre-train and use resource-efficient 3D radiology foundation models (GreenRFM).",
+    discussion: """
+      GreenRFM (arXiv 2603.06467) trains a CT vision–language model on one GPU or a laptop CPU:
+      reports distilled into labels, supervised pre-training of each encoder, then alignment.
+      Tensors and autograd come from libtorch \(Torch.version).
+      """,
+    version: "0.1.0",
+    subcommands: [DemoCommand.self, BenchCommand.self, InfoCommand.self]
+  )
+}
+
+/// Options every subcommand shares.
+struct GlobalOptions: ParsableArguments {
+  @Option(help: "Compute device: cpu, cuda or cuda:N.")
+  var device: String = "cpu"
+
+  @Option(help: "libtorch intra-op threads (default: the number of cores).")
+  var threads: Int?
+
+  @Option(help: "Random seed.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+  var logLevel: String = "info"
+
+  func validate() throws {
+    if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+    guard Logger.Level(rawValue: logLevel) != nil else {
+      throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+    }
+    do { _ = try Device(parsing: device) } catch { throw ValidationError("\(error)") }
+  }
+
+  /// Sets up logging and libtorch threads, checks the device, and returns it.
+  func apply() throws -> Device {
+    let level = Logger.Level(rawValue: logLevel) ?? .info
+    LoggingSystem.bootstrap { label in
+      var handler = StreamLogHandler.standardError(label: label)
+      handler.logLevel = level
+      return handler
+    }
+    try Torch.setThreadCount(threads ?? Torch.coreCount)
+    Torch.manualSeed(seed)
+    let d = try Device(parsing: device)
+    try d.validate()
+    return d
+  }
+}
+
+struct InfoCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "info", abstract: "Print the libtorch version, threads and devices.")
+
+  @OptionGroup var global: GlobalOptions
+
+  func run() throws {
+    _ = try global.apply()
+    let info: [String: Any] = [
+      "libtorch": Torch.version,
+      "threads": Torch.threadCount,
+      "cores": Torch.coreCount,
+      "cudaDevices": Torch.cudaDeviceCount,
+    ]
+    let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+  }
+}
