@@ -112,6 +112,9 @@ ct_status ct_set_autocast(ct_device_kind kind, bool enabled, ct_dtype dtype) {
 ct_status ct_is_autocast_enabled(ct_device_kind kind, bool *out) {
   CT_GUARD(*out = at::autocast::is_autocast_enabled(kind == CT_CUDA ? at::kCUDA : at::kCPU))
 }
+ct_status ct_get_autocast_dtype(ct_device_kind kind, ct_dtype *out) {
+  CT_GUARD(*out = ctorch::dtype_code(at::autocast::get_autocast_dtype(kind == CT_CUDA ? at::kCUDA : at::kCPU)))
+}
 ct_status ct_autocast_clear_cache(void) { CT_GUARD(at::autocast::clear_cache()) }
 
 ct_status ct_tensor_description(ct_tensor t, char **out) {

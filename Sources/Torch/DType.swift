@@ -82,7 +82,9 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
       self = .cpu
     } else if lower == "cuda" {
       self = .cuda(0)
-    } else if lower.hasPrefix("cuda:"), let n = Int(lower.dropFirst(5)), n >= 0 {
+    } else if lower.hasPrefix("cuda:"), lower.count > 5, lower.dropFirst(5).allSatisfy({ $0.isASCII && $0.isNumber }),
+      let n = Int(lower.dropFirst(5))
+    {
       self = .cuda(n)
     } else {
       throw TorchError.invalidArgument("unknown device '\(text)': use cpu, cuda or cuda:N")

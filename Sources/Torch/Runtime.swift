@@ -61,14 +61,17 @@ public func withGradEnabled<R>(_ enabled: Bool, _ body: () throws -> R) rethrows
 /// Runs `body` under autocast (mixed precision) on this thread, as `with torch.autocast(device, dtype)`.
 /// Matmuls and convolutions then run in `dtype` (bfloat16 or float16) with float32 accumulation where
 /// libtorch's autocast lists say so.
+/// The previous setting (on or off, and its dtype) is restored afterwards, so scopes nest.
 /// - Throws: what `body` throws, or `TorchError.libtorch` if libtorch refuses the setting.
 public func withAutocast<R>(device: Device = .cpu, dtype: DType = .bfloat16, enabled: Bool = true,
                             _ body: () throws -> R) throws -> R {
   var previous = false
+  var previousDType = CT_BF16
   try check(ct_is_autocast_enabled(device.kind, &previous), "is_autocast_enabled")
+  try check(ct_get_autocast_dtype(device.kind, &previousDType), "get_autocast_dtype")
   try check(ct_set_autocast(device.kind, enabled, dtype.code), "set_autocast")
   defer {
-    _ = ct_set_autocast(device.kind, previous, dtype.code)
+    _ = ct_set_autocast(device.kind, previous, previousDType)
   }
   return try body()
 }

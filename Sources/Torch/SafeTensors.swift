@@ -80,6 +80,7 @@ public enum SafeTensors {
     let dataSize = data.count - headerEnd
     var metadata: [String: String] = [:]
     var tensors: [String: Tensor] = [:]
+    var spans: [(begin: Int, end: Int, name: String)] = []
     for (name, value) in object {
       if name == "__metadata__" {
         guard let m = value as? [String: Any] else { throw bad("__metadata__ is not an object") }
@@ -111,11 +112,21 @@ public enum SafeTensors {
       guard !overflow, elements * dtype.byteCount == offsets[1] - offsets[0] else {
         throw bad("tensor '\(name)' of shape \(shape) \(dtypeName) does not fit its \(offsets[1] - offsets[0]) bytes")
       }
+      spans.append((offsets[0], offsets[1], name))
       tensors[name] = try data.withUnsafeBytes { raw in
         try Tensor(rawBytes: UnsafeRawBufferPointer(rebasing: raw[(headerEnd + offsets[0])..<(headerEnd + offsets[1])]),
                    shape: shape, dtype: dtype)
       }
     }
+    // As the reference loader: the tensors must tile the data section exactly, without gaps or overlaps.
+    var position = 0
+    for span in spans.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
+      guard span.begin == position else {
+        throw bad("tensor '\(span.name)' starts at byte \(span.begin) of the data, expected \(position) (gap or overlap)")
+      }
+      position = span.end
+    }
+    guard position == dataSize else { throw bad("\(dataSize - position) bytes after the last tensor") }
     return (tensors, metadata)
   }
 

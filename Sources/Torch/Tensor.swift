@@ -107,11 +107,16 @@ public final class Tensor: @unchecked Sendable {
     try full([], value: value, dtype: dtype, device: device)
   }
 
-  /// Values `start, start + step, …` below `end`, as `torch.arange`.
-  public static func arange(_ start: Double = 0, _ end: Double, step: Double = 1, dtype: DType = .int64,
+  /// Values `start, start + step, …` below `end`, as `torch.arange(start, end, step)`.
+  public static func arange(_ start: Double, _ end: Double, step: Double = 1, dtype: DType = .int64,
                             device: Device = .cpu) throws -> Tensor
   {
     try make("arange") { ct_arange(start, end, step, dtype.code, device.kind, device.index, $0) }
+  }
+
+  /// Values `0, 1, …` below `end`, as `torch.arange(end)`.
+  public static func arange(_ end: Double, dtype: DType = .int64, device: Device = .cpu) throws -> Tensor {
+    try arange(0, end, dtype: dtype, device: device)
   }
 
   /// `steps` evenly spaced values from `start` to `end` inclusive, as `torch.linspace`.

@@ -71,6 +71,8 @@ ct_status ct_set_grad_enabled(bool enabled);
 /* Autocast (mixed precision) for a device kind; dtype CT_BF16 or CT_F16. Per thread. */
 ct_status ct_set_autocast(ct_device_kind kind, bool enabled, ct_dtype dtype);
 ct_status ct_is_autocast_enabled(ct_device_kind kind, bool *_Nonnull out);
+/* The dtype autocast uses for a device kind (so that a scope can restore it). Per thread. */
+ct_status ct_get_autocast_dtype(ct_device_kind kind, ct_dtype *_Nonnull out);
 ct_status ct_autocast_clear_cache(void);
 /* A human-readable string; free with ct_string_free. */
 ct_status ct_tensor_description(ct_tensor _Nonnull t, char *_Nullable *_Nonnull out);

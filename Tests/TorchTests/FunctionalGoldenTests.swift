@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import Torch
+
+/// `Functional` against `torch.nn.functional` (values from scripts/golden/make_torch_golden.py).
+@Suite("Functional against PyTorch")
+struct FunctionalGoldenTests {
+  struct ConvParams: Decodable {
+    let stride: [Int]
+    let padding: [Int]
+  }
+
+  @Test("conv3d forward and input, weight and bias gradients of sum(y · g)",
+        arguments: ["conv3d.a", "conv3d.patch4"])
+  func conv3d(_ name: String) throws {
+    let golden = try GoldenFile.load()
+    let p = try golden.json("\(name).params", as: ConvParams.self)
+    let x = try golden.tensor("\(name).x").requiringGrad()
+    let w = try golden.tensor("\(name).weight").requiringGrad()
+    let b = try golden.tensor("\(name).bias").requiringGrad()
+
+    let y = try Functional.conv3d(x, weight: w, bias: b, stride: p.stride, padding: p.padding)
+    try expectClose(y, golden.tensor("\(name).y"), .float32, "\(name) output")
+
+    try (y * golden.tensor("\(name).grad_out")).sum().backward()
+    try expectClose(#require(x.grad), golden.tensor("\(name).grad_x"), .float32, "\(name) input gradient")
+    try expectClose(#require(w.grad), golden.tensor("\(name).grad_weight"), .float32, "\(name) weight gradient")
+    try expectClose(#require(b.grad), golden.tensor("\(name).grad_bias"), .float32, "\(name) bias gradient")
+  }
+
+  struct BatchNormParams: Decodable {
+    let momentum: Double
+    let eps: Double
+  }
+
+  @Test("batch norm in training mode: output, running statistics, gradients")
+  func batchNormTraining() throws {
+    let golden = try GoldenFile.load()
+    let p = try golden.json("batchnorm.params", as: BatchNormParams.self)
+    let x = try golden.tensor("batchnorm.x").requiringGrad()
+    let weight = try golden.tensor("batchnorm.weight").requiringGrad()
+    let bias = try golden.tensor("batchnorm.bias").requiringGrad()
+    let runningMean = try golden.tensor("batchnorm.running_mean").clone()
+    let runningVar = try golden.tensor("batchnorm.running_var").clone()
+
+    let y = try Functional.batchNorm(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                                     training: true, momentum: p.momentum, eps: p.eps)
+    try expectClose(y, golden.tensor("batchnorm.train.y"), .float32, "output")
+    try expectClose(runningMean, golden.tensor("batchnorm.train.running_mean"), .float32, "running mean")
+    try expectClose(runningVar, golden.tensor("batchnorm.train.running_var"), .float32, "running variance")
+
+    try (y * golden.tensor("batchnorm.train.grad_out")).sum().backward()
+    try expectClose(#require(x.grad), golden.tensor("batchnorm.train.grad_x"), .float32, "input gradient")
+    try expectClose(#require(weight.grad), golden.tensor("batchnorm.train.grad_weight"), .float32, "weight gradient")
+    try expectClose(#require(bias.grad), golden.tensor("batchnorm.train.grad_bias"), .float32, "bias gradient")
+  }
+
+  @Test("batch norm in evaluation mode normalises with the running statistics and leaves them alone")
+  func batchNormEvaluation() throws {
+    let golden = try GoldenFile.load()
+    let p = try golden.json("batchnorm.params", as: BatchNormParams.self)
+    let runningMean = try golden.tensor("batchnorm.running_mean")
+    let before = try runningMean.clone()
+    let y = try withNoGrad {
+      try Functional.batchNorm(golden.tensor("batchnorm.x"), runningMean: runningMean,
+                               runningVar: golden.tensor("batchnorm.running_var"),
+                               weight: golden.tensor("batchnorm.weight"), bias: golden.tensor("batchnorm.bias"),
+                               training: false, momentum: p.momentum, eps: p.eps)
+    }
+    try expectClose(y, golden.tensor("batchnorm.eval.y"), .float32, "output")
+    #expect(try runningMean.equals(before))
+    #expect(!y.requiresGrad)
+  }
+
+  struct InterpolationCase: Decodable {
+    let size: [Int]
+    let mode: String
+    let alignCorners: Bool
+  }
+
+  static let interpolationCases = ["up_trilinear", "up_trilinear_align", "down_trilinear", "nearest"]
+
+  @Test("trilinear and nearest interpolation", arguments: interpolationCases)
+  func interpolate(_ name: String) throws {
+    let golden = try GoldenFile.load()
+    let cases = try golden.json("interp.cases", as: [String: InterpolationCase].self)
+    #expect(Set(cases.keys) == Set(Self.interpolationCases), "the golden file's cases changed")
+    let c = try #require(cases[name])
+    let y = try Functional.interpolate3d(golden.tensor("interp.x"), size: c.size, nearest: c.mode == "nearest",
+                                         alignCorners: c.alignCorners)
+    try expectClose(y, golden.tensor("interp.\(name).y"), .float32, "interpolate \(name)")
+  }
+
+  struct LayerNormParams: Decodable {
+    let normalizedShape: [Int]
+    let eps: Double
+  }
+
+  @Test func layerNorm() throws {
+    let golden = try GoldenFile.load()
+    let p = try golden.json("layernorm.params", as: LayerNormParams.self)
+    let y = try Functional.layerNorm(golden.tensor("layernorm.x"), normalizedShape: p.normalizedShape,
+                                     weight: golden.tensor("layernorm.weight"), bias: golden.tensor("layernorm.bias"),
+                                     eps: p.eps)
+    try expectClose(y, golden.tensor("layernorm.y"), .float32, "layer norm")
+  }
+
+  @Test func softmaxAndLogSoftmax() throws {
+    let golden = try GoldenFile.load()
+    let x = try golden.tensor("softmax.x")
+    try expectClose(x.softmax(dim: 1), golden.tensor("softmax.dim1"), .float32, "softmax dim 1")
+    try expectClose(Functional.softmax(x, dim: 0), golden.tensor("softmax.dim0"), .float32, "softmax dim 0")
+    try expectClose(x.logSoftmax(dim: 1), golden.tensor("log_softmax.dim1"), .float32, "log-softmax dim 1")
+    // Each row of a softmax sums to one.
+    let rowSums = try x.softmax(dim: -1).sum(dims: [-1])
+    try expectClose(rowSums, Tensor.ones([x.shape[0]]), .float32, "softmax row sums")
+  }
+
+  @Test func embedding() throws {
+    let golden = try GoldenFile.load()
+    let indices = try golden.tensor("embedding.indices")
+    #expect(indices.dtype == .int64)
+    let y = try Functional.embedding(indices, weight: golden.tensor("embedding.weight"))
+    try expectClose(y, golden.tensor("embedding.y"), .exact, "embedding")
+  }
+
+  @Test("matmul with a broadcast batch dimension")
+  func matmul() throws {
+    let golden = try GoldenFile.load()
+    let y = try golden.tensor("matmul.a").matmul(golden.tensor("matmul.b"))
+    try expectClose(y, golden.tensor("matmul.y"), .float32, "matmul")
+  }
+}
