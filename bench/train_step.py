@@ -95,6 +95,7 @@ def main():
         "python": {"median_seconds": mt, "min_seconds": min(t), "max_seconds": max(t),
                    "peak_rss_bytes": max(r["peak_rss_bytes"] for r in theirs), "torch": theirs[0]["torch"]},
         "ratio_swift_over_python": mo / mt,
+        "ratio_of_minimums": min(o) / min(t),
     }
     print(json.dumps(result, indent=2))
 

@@ -105,7 +105,7 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
   /// - Throws: `TorchError.invalidArgument` naming the device when CUDA is requested but absent.
   public func validate() throws {
     guard case let .cuda(n) = self else { return }
-    let count = Torch.cudaDeviceCount
+    let count = LibTorch.cudaDeviceCount
     if count == 0 {
       throw TorchError.invalidArgument(
         "device \(self) requested, but this libtorch has no usable CUDA: build with LIBTORCH=<CUDA libtorch> "

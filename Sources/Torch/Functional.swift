@@ -128,7 +128,7 @@ public enum Functional {
   }
 
   /// Inverted dropout with probability `p` when `training`, using libtorch's default generator
-  /// (seed it with `Torch.manualSeed`), as `torch.nn.functional.dropout`.
+  /// (seed it with `LibTorch.manualSeed`), as `torch.nn.functional.dropout`.
   public static func dropout(_ x: Tensor, p: Double, training: Bool) throws -> Tensor {
     try make("dropout") { ct_dropout(x.handle, p, training, $0) }
   }

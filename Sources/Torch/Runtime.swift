@@ -1,8 +1,9 @@
 import CTorch
 import Foundation
 
-/// Process-wide libtorch settings.
-public enum Torch {
+/// Process-wide libtorch settings. (Named `LibTorch`, not `Torch`, so that the module name stays usable
+/// for qualification, as in `Torch.Tensor`.)
+public enum LibTorch {
   /// The linked libtorch's version, e.g. `2.15.0`.
   public static var version: String { String(cString: ct_version()) }
 

@@ -244,8 +244,9 @@ public final class Tensor: @unchecked Sendable {
 }
 
 extension Tensor: CustomStringConvertible {
-  /// libtorch's printout of the tensor (values, dtype, shape).
+  /// libtorch's printout of the tensor (values, dtype, shape); a summary line for more than 1,000 elements.
   public var description: String {
+    if count > 1000 { return "Tensor(shape: \(shape), dtype: \(dtype), device: \(device))" }
     var cstr: UnsafeMutablePointer<CChar>? = nil
     guard ct_tensor_description(handle, &cstr) == CT_OK, let c = cstr else {
       return "Tensor(shape: \(shape), dtype: \(dtype))"

@@ -94,10 +94,10 @@ struct BenchCommand: ParsableCommand {
         : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
       let result: [String: Any] = [
         "preset": preset.rawValue, "batch_size": batchSize, "precision": precision.rawValue,
-        "size": parsedSize!, "threads": Torch.threadCount, "steps": steps,
+        "size": parsedSize!, "threads": LibTorch.threadCount, "steps": steps,
         "median_seconds": median, "min_seconds": sorted.first!, "max_seconds": sorted.last!,
         "seconds": times, "losses": losses, "peak_rss_bytes": ProcessMemory.peakResidentBytes ?? -1,
-        "libtorch": Torch.version,
+        "libtorch": LibTorch.version,
       ]
       if json {
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])

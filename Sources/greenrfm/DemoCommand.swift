@@ -60,7 +60,7 @@ struct DemoCommand: ParsableCommand {
     let generator = Generator(seed: global.seed)
     let model = try ResNet3D18(stem: .lite, classes: 1, generator: generator)
     try model.to(device)
-    logger.info("lite ResNet3D18: \(model.parameterCount) parameters, libtorch \(Torch.version), \(Torch.threadCount) threads, \(device)")
+    logger.info("lite ResNet3D18: \(model.parameterCount) parameters, libtorch \(LibTorch.version), \(LibTorch.threadCount) threads, \(device)")
     let groups = ParameterGroup.splitForWeightDecay(model.namedParameters(), weightDecay: 1e-4)
     let optimizer = try AdamW(groups: groups, learningRate: 1e-3)
     let schedule = try CosineWithWarmup(baseLR: 1e-3, warmupSteps: max(1, steps / 10), totalSteps: steps,

@@ -12,10 +12,13 @@ struct GreenRFMCommand: ParsableCommand {
     discussion: """
       GreenRFM (arXiv 2603.06467) trains a CT vision–language model on one GPU or a laptop CPU:
       reports distilled into labels, supervised pre-training of each encoder, then alignment.
-      Tensors and autograd come from libtorch \(Torch.version).
+      Tensors and autograd come from libtorch \(LibTorch.version).
       """,
     version: "0.1.0",
-    subcommands: [DemoCommand.self, BenchCommand.self, InfoCommand.self]
+    subcommands: [
+      DemoCommand.self, InspectCommand.self, PreprocessCommand.self, DistillCommand.self, BenchCommand.self,
+      InfoCommand.self,
+    ]
   )
 }
 
@@ -49,8 +52,8 @@ struct GlobalOptions: ParsableArguments {
       handler.logLevel = level
       return handler
     }
-    try Torch.setThreadCount(threads ?? Torch.coreCount)
-    Torch.manualSeed(seed)
+    try LibTorch.setThreadCount(threads ?? LibTorch.coreCount)
+    LibTorch.manualSeed(seed)
     let d = try Device(parsing: device)
     try d.validate()
     return d
@@ -66,10 +69,10 @@ struct InfoCommand: ParsableCommand {
   func run() throws {
     _ = try global.apply()
     let info: [String: Any] = [
-      "libtorch": Torch.version,
-      "threads": Torch.threadCount,
-      "cores": Torch.coreCount,
-      "cudaDevices": Torch.cudaDeviceCount,
+      "libtorch": LibTorch.version,
+      "threads": LibTorch.threadCount,
+      "cores": LibTorch.coreCount,
+      "cudaDevices": LibTorch.cudaDeviceCount,
     ]
     let data = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
     print(String(decoding: data, as: UTF8.self))

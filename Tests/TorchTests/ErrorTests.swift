@@ -97,7 +97,7 @@ struct ErrorTests {
   }
 
   @Test("CUDA devices are refused by a CPU-only build, and tensors cannot be made there",
-        .enabled(if: Torch.cudaDeviceCount == 0, "this libtorch has CUDA"))
+        .enabled(if: LibTorch.cudaDeviceCount == 0, "this libtorch has CUDA"))
   func cudaOnCPUOnlyBuild() throws {
     #expect(throws: Never.self) { try Device.cpu.validate() }
     let error = #expect(throws: TorchError.self) { try Device.cuda(0).validate() }
@@ -112,7 +112,7 @@ struct ErrorTests {
 
   @Test("a CUDA index past the last device is refused")
   func cudaIndexPastTheEnd() {
-    #expect(throws: TorchError.self) { try Device.cuda(Torch.cudaDeviceCount + 1).validate() }
+    #expect(throws: TorchError.self) { try Device.cuda(LibTorch.cudaDeviceCount + 1).validate() }
   }
 
   @Test("reading the bytes of a non-contiguous tensor in place is refused")

@@ -117,20 +117,20 @@ struct GeneratorTests {
     #expect(try Tensor.rand([9], generator: g).equals(first))
   }
 
-  @Test("Torch.manualSeed seeds the default generator")
+  @Test("LibTorch.manualSeed seeds the default generator")
   func manualSeed() throws {
-    Torch.manualSeed(99)
+    LibTorch.manualSeed(99)
     let a = try Tensor.randn([6])
-    Torch.manualSeed(99)
+    LibTorch.manualSeed(99)
     #expect(try Tensor.randn([6]).equals(a))
   }
 
   @Test("dropout with a seeded default generator is reproducible, and the identity when not training")
   func dropout() throws {
     let x = try Tensor.ones([1000])
-    Torch.manualSeed(11)
+    LibTorch.manualSeed(11)
     let a = try Functional.dropout(x, p: 0.5, training: true)
-    Torch.manualSeed(11)
+    LibTorch.manualSeed(11)
     let b = try Functional.dropout(x, p: 0.5, training: true)
     #expect(try a.equals(b))
     let kept = try a.ne(0).sum().item()
