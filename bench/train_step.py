@@ -6,7 +6,8 @@ processes so that both see the same machine state. Prints medians, spread and th
 Usage (after scripts/setup.sh and scripts/reference-env.sh):
   .venv-ref/bin/python bench/train_step.py --preset lite --batch-size 1 --rounds 5 --steps 5
 The Python side is the same model (bench/reference_models.py), the same input size, AdamW(lr 1e-4,
-weight_decay 1e-4) in its default CPU implementation, and the same thread count.
+weight_decay 1e-4) with the same fused kernel as ours (or PyTorch's stock CPU AdamW with
+--python-adamw default), and the same thread count.
 """
 import argparse
 import json
@@ -29,7 +30,9 @@ def python_worker(args):
     torch.manual_seed(0)
     d, h, w = (int(v) for v in args.size.split(","))
     model = ResNet3D18(args.preset, 1, 18).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    # fused=True runs the same libtorch kernel as our AdamW (torch._fused_adamw_); --python-adamw default
+    # measures PyTorch's stock CPU AdamW (a per-parameter loop of tensor ops), as the authors' code runs it.
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4, fused=args.python_adamw == "fused")
     x = torch.randn(args.batch_size, 1, d, h, w)
     y = torch.randint(0, 2, (args.batch_size, 18)).float()
 
@@ -68,6 +71,8 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3, help="processes per side, alternating")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--python-adamw", default="fused", choices=["fused", "default"],
+                   help="PyTorch's AdamW: fused (the kernel our AdamW uses) or default (its stock CPU loop)")
     p.add_argument("--greenrfm", default=os.path.join(ROOT, ".build", "release", "greenrfm"))
     p.add_argument("--python-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -77,7 +82,8 @@ def main():
     common = ["--preset", args.preset, "--batch-size", str(args.batch_size), "--precision", args.precision,
               "--size", args.size, "--steps", str(args.steps), "--warmup", str(args.warmup)]
     ours_cmd = [args.greenrfm, "bench", "train-step", "--json", "--threads", str(args.threads)] + common
-    py_cmd = [sys.executable, os.path.abspath(__file__), "--python-worker", "--threads", str(args.threads)] + common
+    py_cmd = [sys.executable, os.path.abspath(__file__), "--python-worker", "--threads", str(args.threads),
+              "--python-adamw", args.python_adamw] + common
     ours, theirs = [], []
     for r in range(args.rounds):
         ours.append(run_json(ours_cmd))
@@ -89,6 +95,7 @@ def main():
     mo, mt = statistics.median(o), statistics.median(t)
     result = {
         "case": f"train-step {args.preset} batch {args.batch_size} {args.precision} {args.size}",
+        "python_adamw": args.python_adamw,
         "threads": args.threads,
         "swift": {"median_seconds": mo, "min_seconds": min(o), "max_seconds": max(o),
                   "peak_rss_bytes": max(r["peak_rss_bytes"] for r in ours), "libtorch": ours[0]["libtorch"]},

@@ -104,6 +104,7 @@ ct_status ct_set_grad_enabled(bool enabled) { CT_GUARD(c10::GradMode::set_enable
 ct_status ct_set_autocast(ct_device_kind kind, bool enabled, ct_dtype dtype) {
   CT_GUARD({
     at::DeviceType type = kind == CT_CUDA ? at::kCUDA : at::kCPU;
+    TORCH_CHECK(dtype == CT_BF16 || dtype == CT_F16, "autocast supports bfloat16 and float16 only");
     at::autocast::set_autocast_dtype(type, ctorch::scalar_type(dtype));
     at::autocast::set_autocast_enabled(type, enabled);
     if (!enabled) at::autocast::clear_cache();

@@ -91,7 +91,17 @@ ct_status ct_grad(ct_tensor t, ct_tensor *out) {
   })
 }
 ct_status ct_set_grad(ct_tensor t, ct_tensor grad) {
-  CT_GUARD(T(t).mutable_grad() = grad ? T(grad) : at::Tensor())
+  CT_GUARD({
+    if (grad) {
+      // As PyTorch's .grad setter: the gradient must match the tensor's sizes, dtype and device.
+      const at::Tensor &x = T(t), &g = T(grad);
+      TORCH_CHECK(g.sizes() == x.sizes(), "assigned grad has sizes ", g.sizes(), ", the tensor has ", x.sizes());
+      TORCH_CHECK(g.scalar_type() == x.scalar_type(), "assigned grad has dtype ", g.scalar_type(),
+                  ", the tensor has ", x.scalar_type());
+      TORCH_CHECK(g.device() == x.device(), "assigned grad is on ", g.device(), ", the tensor on ", x.device());
+    }
+    T(t).mutable_grad() = grad ? T(grad) : at::Tensor();
+  })
 }
 ct_status ct_detach(ct_tensor t, ct_tensor *out) { CT_GUARD(*out = wrap(T(t).detach())) }
 
@@ -106,6 +116,11 @@ ct_status ct_adamw_step(const ct_tensor *params, const ct_tensor *exp_avgs, cons
       const at::Tensor &grad = T(params[i]).grad();
       if (!grad.defined()) continue;
       TORCH_CHECK(!grad.is_sparse(), "AdamW does not support sparse gradients");
+      const at::Tensor &param = T(params[i]);
+      TORCH_CHECK(grad.sizes() == param.sizes() && T(exp_avgs[i]).sizes() == param.sizes() &&
+                      T(exp_avg_sqs[i]).sizes() == param.sizes(),
+                  "AdamW: parameter ", i, " has sizes ", param.sizes(), " but its gradient or state has ",
+                  grad.sizes(), " / ", T(exp_avgs[i]).sizes(), " / ", T(exp_avg_sqs[i]).sizes());
       p.push_back(T(params[i]));
       g.push_back(grad);
       m.push_back(T(exp_avgs[i]));

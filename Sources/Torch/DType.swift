@@ -83,7 +83,7 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
     } else if lower == "cuda" {
       self = .cuda(0)
     } else if lower.hasPrefix("cuda:"), lower.count > 5, lower.dropFirst(5).allSatisfy({ $0.isASCII && $0.isNumber }),
-      let n = Int(lower.dropFirst(5))
+      let n = Int(lower.dropFirst(5)), n < 1024
     {
       self = .cuda(n)
     } else {
@@ -99,7 +99,7 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
   }
 
   var kind: ct_device_kind { if case .cpu = self { return CT_CPU } else { return CT_CUDA } }
-  var index: Int32 { if case let .cuda(n) = self { return Int32(n) } else { return -1 } }
+  var index: Int32 { if case let .cuda(n) = self { return Int32(clamping: n) } else { return -1 } }
 
   /// Checks that this device can be used with the linked libtorch.
   /// - Throws: `TorchError.invalidArgument` naming the device when CUDA is requested but absent.

@@ -15,6 +15,13 @@ public enum Reduction: Sendable {
 /// Stateless neural-network functions, as `torch.nn.functional`. Each throws `TorchError.libtorch`
 /// with libtorch's message when shapes or types do not fit.
 public enum Functional {
+  /// Throws unless every array has exactly 3 values (one per axis D, H, W).
+  static func requireThree(_ op: String, _ arrays: [(String, [Int])]) throws {
+    for (name, values) in arrays where values.count != 3 {
+      throw TorchError.invalidArgument("\(op): \(name) needs 3 values (D, H, W), got \(values)")
+    }
+  }
+
   /// `y = x Wᵀ + b`. x `[..., in]`, weight `[out, in]`, bias `[out]` → `[..., out]`.
   public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
     try withExtendedLifetime(bias) {
@@ -31,9 +38,7 @@ public enum Functional {
   public static func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: [Int] = [1, 1, 1],
                             padding: [Int] = [0, 0, 0], dilation: [Int] = [1, 1, 1], groups: Int = 1) throws -> Tensor
   {
-    guard stride.count == 3, padding.count == 3, dilation.count == 3 else {
-      throw TorchError.invalidArgument("conv3d: stride, padding and dilation need 3 values each (D, H, W)")
-    }
+    try requireThree("conv3d", [("stride", stride), ("padding", padding), ("dilation", dilation)])
     return try withExtendedLifetime(bias) {
       try withInt64s(stride) { s, _ in
         try withInt64s(padding) { p, _ in
@@ -55,7 +60,14 @@ public enum Functional {
                                bias: Tensor?, training: Bool, momentum: Double = 0.1, eps: Double = 1e-5) throws
     -> Tensor
   {
-    try withExtendedLifetime((runningMean, runningVar, weight, bias)) {
+    // As torch.nn.functional.batch_norm: batch statistics of a single value per channel are undefined
+    // (the unbiased running variance would be NaN).
+    let shape = x.shape
+    if training, shape.count >= 2, shape.enumerated().filter({ $0.offset != 1 }).map(\.element).reduce(1, *) <= 1 {
+      throw TorchError.invalidArgument(
+        "batch_norm: expected more than 1 value per channel when training, got input of shape \(shape)")
+    }
+    return try withExtendedLifetime((runningMean, runningVar, weight, bias)) {
       try make("batch_norm of \(x.shape)") {
         ct_batch_norm(x.handle, weight?.handle, bias?.handle, runningMean?.handle, runningVar?.handle, training,
                       momentum, eps, $0)
@@ -78,7 +90,9 @@ public enum Functional {
   public static func maxPool3d(_ x: Tensor, kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0, 0],
                                dilation: [Int] = [1, 1, 1], ceilMode: Bool = false) throws -> Tensor
   {
-    try withInt64s(kernelSize) { k, _ in
+    try requireThree("max_pool3d", [("kernel size", kernelSize), ("stride", stride ?? kernelSize),
+                                    ("padding", padding), ("dilation", dilation)])
+    return try withInt64s(kernelSize) { k, _ in
       try withInt64s(stride ?? kernelSize) { s, _ in
         try withInt64s(padding) { p, _ in
           try withInt64s(dilation) { d, _ in
@@ -93,7 +107,9 @@ public enum Functional {
   public static func avgPool3d(_ x: Tensor, kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0, 0],
                                ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor
   {
-    try withInt64s(kernelSize) { k, _ in
+    try requireThree("avg_pool3d", [("kernel size", kernelSize), ("stride", stride ?? kernelSize),
+                                    ("padding", padding)])
+    return try withInt64s(kernelSize) { k, _ in
       try withInt64s(stride ?? kernelSize) { s, _ in
         try withInt64s(padding) { p, _ in
           try make("avg_pool3d of \(x.shape)") { ct_avg_pool3d(x.handle, k!, s!, p!, ceilMode, countIncludePad, $0) }
@@ -104,7 +120,8 @@ public enum Functional {
 
   /// Adaptive average pooling of `[N, C, D, H, W]` to `[N, C, outputSize…]`.
   public static func adaptiveAvgPool3d(_ x: Tensor, outputSize: [Int]) throws -> Tensor {
-    try withInt64s(outputSize) { s, _ in
+    try requireThree("adaptive_avg_pool3d", [("output size", outputSize)])
+    return try withInt64s(outputSize) { s, _ in
       try make("adaptive_avg_pool3d of \(x.shape)") { ct_adaptive_avg_pool3d(x.handle, s!, $0) }
     }
   }
@@ -114,7 +131,8 @@ public enum Functional {
   public static func interpolate3d(_ x: Tensor, size: [Int], nearest: Bool = false, alignCorners: Bool = false)
     throws -> Tensor
   {
-    try withInt64s(size) { s, _ in
+    try requireThree("interpolate3d", [("size", size)])
+    return try withInt64s(size) { s, _ in
       try make("interpolate3d of \(x.shape)") { ct_interpolate3d(x.handle, s!, nearest, alignCorners, $0) }
     }
   }
@@ -135,7 +153,9 @@ public enum Functional {
 
   /// Rows of `weight` `[V, E]` at `indices` (int64) → `[..., E]`, as `torch.nn.functional.embedding`.
   public static func embedding(_ indices: Tensor, weight: Tensor, paddingIndex: Int? = nil) throws -> Tensor {
-    try make("embedding") { ct_embedding(weight.handle, indices.handle, Int64(paddingIndex ?? -1), $0) }
+    // A negative padding index counts from the end, as in PyTorch.
+    let padding = paddingIndex.map { $0 < 0 ? $0 + weight.shape[0] : $0 }
+    return try make("embedding") { ct_embedding(weight.handle, indices.handle, Int64(padding ?? -1), $0) }
   }
 
   /// Attention `softmax(q kᵀ / √E + mask) v`, as `torch.nn.functional.scaled_dot_product_attention`.

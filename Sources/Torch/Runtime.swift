@@ -16,10 +16,26 @@ public enum LibTorch {
 
   /// Sets libtorch's intra-op thread count. libtorch otherwise picks fewer threads than cores on some
   /// machines (it counts physical cores), so the CLI sets this to the number of cores by default.
-  /// - Throws: `TorchError.invalidArgument` for `n < 1`.
+  /// - Throws: `TorchError.invalidArgument` unless `1 ≤ n ≤ maxThreadCount`.
   public static func setThreadCount(_ n: Int) throws {
-    guard n >= 1 else { throw TorchError.invalidArgument("thread count must be at least 1, got \(n)") }
+    guard n >= 1, n <= maxThreadCount else {
+      throw TorchError.invalidArgument("thread count must lie in 1…\(maxThreadCount), got \(n)")
+    }
     try check(ct_set_num_threads(Int32(n)), "set_num_threads")
+  }
+
+  /// The largest thread count `setThreadCount` accepts (more threads than this only thrash).
+  public static let maxThreadCount = 1024
+
+  /// The thread count to use when the user gives none: `OMP_NUM_THREADS` when set to a valid number
+  /// (the variable PyTorch users already set), otherwise the number of cores.
+  public static var defaultThreadCount: Int {
+    if let text = ProcessInfo.processInfo.environment["OMP_NUM_THREADS"], let n = Int(text), n >= 1,
+      n <= maxThreadCount
+    {
+      return n
+    }
+    return coreCount
   }
 
   /// The number of logical cores the process may use.
@@ -66,6 +82,9 @@ public func withGradEnabled<R>(_ enabled: Bool, _ body: () throws -> R) rethrows
 /// - Throws: what `body` throws, or `TorchError.libtorch` if libtorch refuses the setting.
 public func withAutocast<R>(device: Device = .cpu, dtype: DType = .bfloat16, enabled: Bool = true,
                             _ body: () throws -> R) throws -> R {
+  guard dtype == .bfloat16 || dtype == .float16 else {
+    throw TorchError.invalidArgument("autocast supports bfloat16 and float16, not \(dtype)")
+  }
   var previous = false
   var previousDType = CT_BF16
   try check(ct_is_autocast_enabled(device.kind, &previous), "is_autocast_enabled")

@@ -5,7 +5,8 @@ import Foundation
 /// spaces to a multiple of 8 bytes, then the tensors' bytes in C order, little-endian.
 ///
 /// Files written here load in Python's `safetensors` package and vice versa with identical bytes per
-/// tensor. Tensors are written in name order; writes are atomic (a temporary file in the same folder,
+/// tensor. Tensors are laid out as the reference writer lays them out (larger element types first, then by
+/// name), so every tensor starts at a multiple of its element size; writes are atomic (a temporary file in the same folder,
 /// flushed, then renamed), so a crash never leaves a half-written file under the final name.
 public enum SafeTensors {
   static let dtypeNames: [DType: String] = [
@@ -14,11 +15,21 @@ public enum SafeTensors {
   ]
   static let dtypesByName = Dictionary(uniqueKeysWithValues: dtypeNames.map { ($0.value, $0.key) })
 
+  /// The rank of each dtype in the reference implementation's `Dtype` enum; its writer orders tensors by
+  /// descending rank, then by name.
+  static let referenceRank: [DType: Int] = [
+    .bool: 0, .uint8: 4, .int8: 5, .int16: 9, .float16: 11, .bfloat16: 12, .int32: 13, .float32: 15,
+    .float64: 17, .int64: 18,
+  ]
+
   /// Writes `tensors` (any device; copied to the CPU) and string `metadata` to `url` atomically.
   /// - Throws: `TorchError.io` naming the path when the file cannot be written;
   ///   `TorchError.invalidArgument` for an empty or reserved tensor name.
   public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {
-    let names = tensors.keys.sorted()
+    let names = tensors.keys.sorted { a, b in
+      let ra = referenceRank[tensors[a]!.dtype]!, rb = referenceRank[tensors[b]!.dtype]!
+      return ra != rb ? ra > rb : a < b
+    }
     var prepared: [(String, Tensor)] = []
     var entries: [String] = []
     var offset = 0
@@ -94,14 +105,15 @@ public enum SafeTensors {
         let shapeAny = entry["shape"] as? [Any], let offsetsAny = entry["data_offsets"] as? [Any]
       else { throw bad("tensor '\(name)' lacks dtype, shape or data_offsets") }
       guard let dtype = dtypesByName[dtypeName] else { throw bad("tensor '\(name)' has unsupported dtype \(dtypeName)") }
-      let shape = try shapeAny.map { v -> Int in
-        guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw bad("tensor '\(name)' has a bad shape") }
-        return n
+      /// A JSON number that is a non-negative integer (not 1.9, not true).
+      func integer(_ v: Any, _ what: String) throws -> Int {
+        guard !(v is Bool), let number = v as? NSNumber, number.doubleValue >= 0,
+          number.doubleValue == number.doubleValue.rounded(), number.doubleValue < 9.0e18
+        else { throw bad("tensor '\(name)' has a bad \(what) value \(v)") }
+        return number.intValue
       }
-      let offsets = try offsetsAny.map { v -> Int in
-        guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw bad("tensor '\(name)' has bad offsets") }
-        return n
-      }
+      let shape = try shapeAny.map { try integer($0, "shape") }
+      let offsets = try offsetsAny.map { try integer($0, "offset") }
       guard offsets.count == 2, offsets[0] <= offsets[1], offsets[1] <= dataSize else {
         throw bad("tensor '\(name)' has offsets \(offsets) outside the \(dataSize) data bytes")
       }
@@ -109,10 +121,15 @@ public enum SafeTensors {
         let r = acc.0.multipliedReportingOverflow(by: n)
         return (r.partialValue, acc.1 || r.overflow)
       }
-      guard !overflow, elements * dtype.byteCount == offsets[1] - offsets[0] else {
+      let bytes = elements.multipliedReportingOverflow(by: dtype.byteCount)
+      guard !overflow, !bytes.overflow, bytes.partialValue == offsets[1] - offsets[0] else {
         throw bad("tensor '\(name)' of shape \(shape) \(dtypeName) does not fit its \(offsets[1] - offsets[0]) bytes")
       }
       spans.append((offsets[0], offsets[1], name))
+      if dtype == .bool {
+        let invalid = data[(headerEnd + offsets[0])..<(headerEnd + offsets[1])].contains { $0 > 1 }
+        if invalid { throw bad("tensor '\(name)' is BOOL but holds bytes other than 0 and 1") }
+      }
       tensors[name] = try data.withUnsafeBytes { raw in
         try Tensor(rawBytes: UnsafeRawBufferPointer(rebasing: raw[(headerEnd + offsets[0])..<(headerEnd + offsets[1])]),
                    shape: shape, dtype: dtype)
@@ -173,6 +190,12 @@ public enum AtomicFile {
       }
       guard rename(tmp.path, url.path) == 0 else {
         throw TorchError.io(path: url.path, reason: "cannot rename into place: \(String(cString: strerror(errno)))")
+      }
+      // Make the rename itself durable.
+      let dirFD = open(dir.path, O_RDONLY)
+      if dirFD >= 0 {
+        _ = fsync(dirFD)
+        close(dirFD)
       }
     } catch let e as TorchError {
       try? FileManager.default.removeItem(at: tmp)

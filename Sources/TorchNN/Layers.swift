@@ -141,11 +141,15 @@ public final class Embedding: Module {
   public let paddingIndex: Int?
   public var weight: Tensor { parameter("weight")! }
 
+  /// - Parameter paddingIndex: a row kept at zero that receives no gradient; negative counts from the end.
   public init(count: Int, dimension: Int, paddingIndex: Int? = nil, generator: Generator? = nil) throws {
-    self.paddingIndex = paddingIndex
+    if let p = paddingIndex, !(-count..<count).contains(p) {
+      throw ModuleError.invalidConfiguration("Embedding: padding index \(p) outside -\(count)..<\(count)")
+    }
+    self.paddingIndex = paddingIndex.map { $0 < 0 ? $0 + count : $0 }
     super.init()
     let w = try Tensor.randn([count, dimension], generator: generator)
-    if let p = paddingIndex { try w.select(dim: 0, index: p).zero() }
+    if let p = self.paddingIndex { try w.select(dim: 0, index: p).zero() }
     registerParameter("weight", w)
   }
 

@@ -14,8 +14,8 @@ struct BenchCommand: ParsableCommand {
       commandName: "train-step",
       abstract: "Time image-encoder training steps: forward, BCE over 18 findings, backward, AdamW.",
       discussion: """
-        The model is ResNet3D18 with the chosen stem and an 18-way linear head; the input is a random
-        [N, 1, D, H, W] volume batch (default 1×1×96×192×192, the chest crop). AdamW uses lr 1e-4 and
+        The model is ResNet3D18 with the chosen stem and an 18-way linear head; the input is a random \
+        [N, 1, D, H, W] volume batch (default 1×1×96×192×192, the chest crop). AdamW uses lr 1e-4 and \
         weight decay 1e-4 (the authors' stage-1 image settings). Prints one JSON object with --json.
         """)
 
@@ -42,7 +42,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
-    enum Precision: String, ExpressibleByArgument { case fp32, bf16 }
+    enum Precision: String, ExpressibleByArgument, CaseIterable { case fp32, bf16 }
 
     func validate() throws {
       guard batchSize >= 1, steps >= 1, warmup >= 0 else {

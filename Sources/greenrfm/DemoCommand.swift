@@ -29,8 +29,10 @@ struct DemoCommand: ParsableCommand {
   var volumeSize: Int = 32
 
   func validate() throws {
-    guard steps >= 2, batchSize >= 1, volumeSize >= 16 else {
-      throw ValidationError("--steps ≥ 2, --batch-size ≥ 1 and --volume-size ≥ 16 are required")
+    // Batch norm needs more than one value per channel in training: a batch of one 16³ volume reaches
+    // 1×1×1 in the last stage.
+    guard steps >= 2, batchSize >= 2, volumeSize >= 16, volumeSize <= 256 else {
+      throw ValidationError("--steps ≥ 2, --batch-size ≥ 2 and 16 ≤ --volume-size ≤ 256 are required")
     }
   }
 
@@ -55,7 +57,7 @@ struct DemoCommand: ParsableCommand {
     do {
       try FileManager.default.createDirectory(at: outputURL, withIntermediateDirectories: true)
     } catch {
-      throw ValidationError("cannot create the output folder \(output): \(error.localizedDescription)")
+      throw TorchError.io(path: output, reason: "cannot create the output folder: \(error.localizedDescription)")
     }
     let generator = Generator(seed: global.seed)
     let model = try ResNet3D18(stem: .lite, classes: 1, generator: generator)
@@ -76,7 +78,11 @@ struct DemoCommand: ParsableCommand {
       try clipGradNorm(optimizer.allParameters, maxNorm: 1.0)
       try optimizer.step()
       try optimizer.zeroGrad()
-      losses.append(try loss.item())
+      let value = try loss.item()
+      guard value.isFinite else {
+        throw TorchError.invalidArgument("training diverged: the loss is \(value) at step \(step + 1)")
+      }
+      losses.append(value)
       progress.update(completed: step + 1, detail: String(format: "loss %.4f", losses.last!))
     }
 
@@ -94,10 +100,12 @@ struct DemoCommand: ParsableCommand {
     let lastLoss = losses.suffix(5).reduce(0, +) / Double(min(5, losses.count))
     let metrics: [String: Any] = [
       "train/loss/first5": firstLoss, "train/loss/last5": lastLoss, "val/accuracy": accuracy,
-      "steps": steps, "batch_size": batchSize,
+      "steps": steps, "batch_size": batchSize, "volume_size": volumeSize, "seed": global.seed,
+      "threads": LibTorch.threadCount, "device": device.description, "libtorch": LibTorch.version,
     ]
-    let data = try JSONSerialization.data(withJSONObject: metrics, options: [.prettyPrinted, .sortedKeys])
-    try AtomicFile.write(data, to: outputURL.appendingPathComponent("metrics.json"))
+    let data = try JSONSerialization.data(withJSONObject: metrics,
+                                          options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    try Torch.AtomicFile.write(data, to: outputURL.appendingPathComponent("metrics.json"))
     print(String(format: "loss %.4f → %.4f; held-out accuracy %.3f on %d volumes", firstLoss, lastLoss, accuracy, heldOut))
     print("checkpoint: \(checkpoint.path)")
     print("metrics:    \(outputURL.appendingPathComponent("metrics.json").path)")

@@ -10,8 +10,8 @@ struct GreenRFMCommand: ParsableCommand {
     commandName: "greenrfm",
     abstract: "Pre-train and use resource-efficient 3D radiology foundation models (GreenRFM).",
     discussion: """
-      GreenRFM (arXiv 2603.06467) trains a CT vision–language model on one GPU or a laptop CPU:
-      reports distilled into labels, supervised pre-training of each encoder, then alignment.
+      GreenRFM (arXiv 2603.06467) trains a CT vision–language model on one GPU or a laptop CPU: \
+      reports distilled into labels, supervised pre-training of each encoder, then alignment. \
       Tensors and autograd come from libtorch \(LibTorch.version).
       """,
     version: "0.1.0",
@@ -27,7 +27,7 @@ struct GlobalOptions: ParsableArguments {
   @Option(help: "Compute device: cpu, cuda or cuda:N.")
   var device: String = "cpu"
 
-  @Option(help: "libtorch intra-op threads (default: the number of cores).")
+  @Option(help: "libtorch intra-op threads (default: OMP_NUM_THREADS if set, else the number of cores).")
   var threads: Int?
 
   @Option(help: "Random seed.")
@@ -38,6 +38,9 @@ struct GlobalOptions: ParsableArguments {
 
   func validate() throws {
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+    if let t = threads, t > LibTorch.maxThreadCount {
+      throw ValidationError("--threads must be at most \(LibTorch.maxThreadCount)")
+    }
     guard Logger.Level(rawValue: logLevel) != nil else {
       throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
     }
@@ -52,7 +55,7 @@ struct GlobalOptions: ParsableArguments {
       handler.logLevel = level
       return handler
     }
-    try LibTorch.setThreadCount(threads ?? LibTorch.coreCount)
+    try LibTorch.setThreadCount(threads ?? LibTorch.defaultThreadCount)
     LibTorch.manualSeed(seed)
     let d = try Device(parsing: device)
     try d.validate()

@@ -206,6 +206,8 @@ struct SafeTensorsTests {
     "empty file", "shorter than the length field", "header length past the end", "header length huge",
     "header not JSON", "header a JSON array", "offsets past the end", "truncated data", "shape disagrees with offsets",
     "unsupported dtype", "missing fields", "metadata not strings", "negative size", "offsets reversed",
+    "element count overflows", "byte count overflows", "fractional size", "boolean size", "BOOL byte not 0 or 1",
+    "gap between tensors", "bytes after the last tensor",
   ]
 
   static func malformed(_ name: String) throws -> Data {
@@ -231,6 +233,20 @@ struct SafeTensorsTests {
       return file(header: #"{"a":{"dtype":"U8","shape":[-2],"data_offsets":[0,2]}}"#, data: [0, 0])
     case "offsets reversed":
       return file(header: #"{"a":{"dtype":"U8","shape":[2],"data_offsets":[2,0]}}"#, data: [0, 0])
+    case "element count overflows":
+      return file(header: #"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}"#)
+    case "byte count overflows":
+      return file(header: #"{"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}}"#)
+    case "fractional size":
+      return file(header: #"{"a":{"dtype":"U8","shape":[1.9],"data_offsets":[0,1]}}"#, data: [0])
+    case "boolean size":
+      return file(header: #"{"a":{"dtype":"U8","shape":[true],"data_offsets":[0,1]}}"#, data: [0])
+    case "BOOL byte not 0 or 1":
+      return file(header: #"{"a":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}"#, data: [1, 7, 0])
+    case "gap between tensors":
+      return file(header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#, data: [0, 0])
+    case "bytes after the last tensor":
+      return file(header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#, data: [0, 0])
     default: throw TorchError.invalidArgument("no malformed case '\(name)'")
     }
   }

@@ -44,7 +44,7 @@ struct Tolerance: CustomStringConvertible {
 
   /// float32 results of the same libtorch kernels: relative 1e-5; the small absolute term only matters
   /// for values that are themselves near zero after cancellation (gradients, centred outputs).
-  static let float32 = Tolerance(rtol: 1e-5, atol: 1e-6)
+  static let float32 = Tolerance(rtol: 1e-5, atol: 1e-12)
   /// float64 values computed in closed form in Swift and recursively in Python (learning rates).
   static let float64 = Tolerance(rtol: 1e-9, atol: 1e-15)
   /// bfloat16 results (8 bits of mantissa) against float32 ones.
