@@ -107,7 +107,7 @@ public enum SafeTensors {
       guard let dtype = dtypesByName[dtypeName] else { throw bad("tensor '\(name)' has unsupported dtype \(dtypeName)") }
       /// A JSON number that is a non-negative integer (not 1.9, not true).
       func integer(_ v: Any, _ what: String) throws -> Int {
-        guard !(v is Bool), let number = v as? NSNumber, number.doubleValue >= 0,
+        guard let number = v as? NSNumber, String(cString: number.objCType) != "c", number.doubleValue >= 0,
           number.doubleValue == number.doubleValue.rounded(), number.doubleValue < 9.0e18
         else { throw bad("tensor '\(name)' has a bad \(what) value \(v)") }
         return number.intValue

@@ -55,7 +55,7 @@ struct CLI {
   }
 
   @Test func benchTrainStepPrintsTheDocumentedJSONKeys() throws {
-    let r = try CLI.run(["bench", "train-step", "--size", "16,32,32", "--steps", "2", "--warmup", "0", "--json"])
+    let r = try CLI.run(["bench", "train-step", "--size", "32,64,64", "--steps", "2", "--warmup", "0", "--json"])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
     for key in ["median_seconds", "min_seconds", "max_seconds", "peak_rss_bytes"] {
