@@ -29,6 +29,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.21.0"),
   ],
   targets: [
     // C++ shim over libtorch with a C header; the only code that sees C++.
@@ -47,22 +49,51 @@ let package = Package(
     .target(name: "Torch", dependencies: ["CTorch"]),
     // Module, layers, losses.
     .target(name: "TorchNN", dependencies: ["Torch"]),
+    // C shim over zlib (gzip inflate/deflate, CRC-32) for MedicalImaging; `mi_` prefix.
+    .target(name: "CImagingZlib", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("z")]),
+    // C++ shim over GDCM (libgdcm-dev) with a C header; `mi_dicom_` prefix; status codes, no exceptions out.
+    .target(
+      name: "CGDCM",
+      cxxSettings: [.unsafeFlags(["-isystem", "/usr/include/gdcm-3.0", "-O2"])],
+      linkerSettings: [.linkedLibrary("gdcmMSFF"), .linkedLibrary("gdcmDSED"), .linkedLibrary("gdcmCommon"),
+                       .linkedLibrary("gdcmDICT"), .linkedLibrary("gdcmIOD")]
+    ),
+    // Medical volumes: NIfTI / DICOM / NPZ readers, geometry, transforms, preprocessing cache.
+    // Builds and tests without libtorch.
+    .target(
+      name: "MedicalImaging",
+      dependencies: ["CImagingZlib", "CGDCM",
+                     .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                     .product(name: "Logging", package: "swift-log")]
+    ),
+    // Reports: label schemas, rule-based and LLM label distillation, WordPiece tokenizer.
+    // Builds and tests without libtorch.
+    .target(
+      name: "Reports",
+      dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client"),
+                     .product(name: "Logging", package: "swift-log")],
+      resources: [.copy("Schemas")]
+    ),
     // GreenRFM models, training and evaluation.
     .target(
       name: "GreenRFM",
-      dependencies: ["Torch", "TorchNN", .product(name: "Logging", package: "swift-log")]
+      dependencies: ["Torch", "TorchNN", "MedicalImaging", "Reports",
+                     .product(name: "Logging", package: "swift-log")]
     ),
     .executableTarget(
       name: "greenrfm",
       dependencies: [
-        "GreenRFM", "Torch", "TorchNN",
+        "GreenRFM", "Torch", "TorchNN", "MedicalImaging", "Reports",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
     .testTarget(name: "TorchTests", dependencies: ["Torch"], resources: [.copy("Golden")]),
     .testTarget(name: "TorchNNTests", dependencies: ["TorchNN", "Torch"], resources: [.copy("Golden")]),
-    .testTarget(name: "GreenRFMTests", dependencies: ["GreenRFM", "greenrfm"]),
+    .testTarget(name: "MedicalImagingTests", dependencies: ["MedicalImaging"], resources: [.copy("Golden")]),
+    // The tokenizer golden file is read in place (#filePath), not bundled.
+    .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["TokenizerGolden"]),
+    .testTarget(name: "GreenRFMTests", dependencies: ["GreenRFM"]),
   ],
   cxxLanguageStandard: .cxx20
 )

@@ -30,7 +30,7 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # 1. Debian packages -----------------------------------------------------------------------------------
-apt_pkgs=(zlib1g-dev python3-venv libgdcm-dev libnifti2-dev)
+apt_pkgs=(zlib1g-dev python3-venv libgdcm-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
