@@ -99,10 +99,32 @@ public enum DICOM {
       if FileManager.default.fileExists(atPath: full, isDirectory: &isFolder), !isFolder.boolValue { paths.append(full) }
     }
     paths.sort()
-    let opened = parallelMap(paths.count) { try DICOMFile(path: paths[$0]) }.compactMap { try? $0.get() }
+    let results = parallelMap(paths.count) { try DICOMFile(path: paths[$0]) }
+    var opened: [DICOMFile] = [], skipped: [String] = []
+    for (n, result) in results.enumerated() {
+      switch result {
+      case .success(let file): opened.append(file)
+      case .failure(let error):
+        // Non-DICOM files are expected in folders; files that are DICOM but broken (truncated, undecodable)
+        // are named. Only file names are logged, never tags.
+        if case MedicalImagingError.notDICOM = error { skipped.append((paths[n] as NSString).lastPathComponent); continue }
+        skipped.append("\((paths[n] as NSString).lastPathComponent) (\(Self.shortReason(error, path: paths[n])))")
+      }
+    }
+    if !skipped.isEmpty {
+      let shown = skipped.prefix(20).joined(separator: ", ") + (skipped.count > 20 ? ", … (\(skipped.count - 20) more)" : "")
+      let message = "warning: \(folder): skipped \(skipped.count) of \(paths.count) files that could not be opened as DICOM images: \(shown)\n"
+      FileHandle.standardError.write(Data(message.utf8))
+    }
     var series: [String: [DICOMFile]] = [:]
     for file in opened { series[file.seriesInstanceUID, default: []].append(file) }
     return (series, paths.count)
+  }
+
+  /// An error's description without the leading path (which the warning already names).
+  static func shortReason(_ error: Error, path: String) -> String {
+    let text = "\(error)"
+    return text.hasPrefix(path + ": ") ? String(text.dropFirst(path.count + 2)) : text
   }
 
   /// Stacks single-frame slices into a volume.
@@ -260,6 +282,8 @@ final class DICOMFile: @unchecked Sendable {
   /// Opens `path`; throws `.notDICOM`, `.nonImageDICOM` or `.dicomDecodeFailed`.
   init(path: String) throws {
     self.path = path
+    // Walk the file's structure first: GDCM aborts the process (a live assert) on some truncated files.
+    let structure = try DICOMStructure.check(path: path)
     var pointer: OpaquePointer?
     let status = path.withCString { mi_dicom_open($0, &pointer) }
     if status == MI_DICOM_NO_IMAGE, let pointer {
@@ -279,6 +303,24 @@ final class DICOMFile: @unchecked Sendable {
       throw MedicalImagingError.dicomDecodeFailed(path: path, reason: String(cString: mi_dicom_last_error()))
     }
     self.info = info
+    guard info.columns > 0, info.rows > 0, info.frames > 0, info.samples_per_pixel > 0 else {
+      mi_dicom_close(pointer)
+      throw MedicalImagingError.invalidHeader(
+        path: path, field: "Rows/Columns/NumberOfFrames",
+        reason: "\(info.columns) columns × \(info.rows) rows × \(info.frames) frames × \(info.samples_per_pixel) samples: a zero dimension")
+    }
+    if let structure, structure.isNative, let present = structure.pixelDataBytes {
+      // Native pixel data: the element must hold the whole image (GDCM would zero-fill the rest).
+      var bits = 1, overflow = false
+      for n in [Int(info.columns), Int(info.rows), Int(info.frames), Int(info.samples_per_pixel), Int(max(info.bits_allocated, 1))] where !overflow {
+        (bits, overflow) = bits.multipliedReportingOverflow(by: n)
+      }
+      let expected = overflow ? Int.max : (bits + 7) / 8
+      if expected > present {
+        mi_dicom_close(pointer)
+        throw MedicalImagingError.truncatedPixelData(path: path, expectedBytes: expected, actualBytes: present)
+      }
+    }
     guard info.samples_per_pixel == 1 else {
       mi_dicom_close(pointer)
       throw MedicalImagingError.unsupportedFormat(path: path, reason: "\(info.samples_per_pixel) samples per pixel (colour); only greyscale images are volumes")

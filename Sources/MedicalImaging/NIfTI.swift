@@ -166,6 +166,15 @@ public enum NIfTI {
     for a in 1...ndim where dims[a] < 1 {
       throw MedicalImagingError.invalidHeader(path: path, field: "dim[\(a)]", reason: "\(dims[a]) voxels (must be ≥ 1)")
     }
+    // The whole image (all dims, not only the 3D volume read) must have a representable voxel count.
+    var total = 1
+    for a in 1...ndim {
+      let (p, overflow) = total.multipliedReportingOverflow(by: dims[a])
+      guard !overflow else {
+        throw MedicalImagingError.invalidHeader(path: path, field: "dim", reason: "dims \(Array(dims[1...ndim])) overflow the voxel count")
+      }
+      total = p
+    }
     let shape = (1...3).map { $0 <= ndim ? dims[$0] : 1 }
     // Guard against products that overflow or are absurd before anything is allocated.
     var product = 1
@@ -208,6 +217,19 @@ public enum NIfTI {
         throw MedicalImagingError.invalidHeader(path: path, field: "quatern", reason: "non-finite qform entries")
       }
     }
+    if sformCode > 0 || qformCode > 0 {
+      // A singular (e.g. all-zero) rotation/zoom block maps every voxel to one point: no usable geometry.
+      let m = header.affine
+      let det = m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]) - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
+      guard det.isFinite, det != 0 else {
+        throw MedicalImagingError.invalidHeader(
+          path: path, field: sformCode > 0 ? "srow" : "quatern", reason: "singular \(sformCode > 0 ? "sform" : "qform") affine (determinant \(det))")
+      }
+    }
+    if slope.isFinite && slope != 0 && !inter.isFinite {
+      throw MedicalImagingError.invalidHeader(path: path, field: "scl_inter", reason: "\(inter) is not finite")
+    }
     return header
   }
 
@@ -224,7 +246,24 @@ public enum NIfTI {
     let file = try FileIO.read(path)
     var bytes = file
     if FileIO.isGzip(file) {
-      bytes = try FileIO.gunzip(file, path: path, onTruncated: { produced in
+      // Gzip bomb guard: the header (from a prefix) says how many bytes the image needs; inflate at most that
+      // (all dims, not only the first volume) plus 1 MiB of slack.
+      var cap = 1 << 34
+      var parsed: Header?
+      if let prefix = FileIO.gunzipPrefix(file, capacity: 540), prefix.count >= 348 {
+        do {
+          parsed = try prefix.withUnsafeBytes { try parseHeader($0, path: path) }
+        } catch let error as MedicalImagingError {
+          // A bad header fails before anything is inflated (the full decode would throw the same).
+          if case .truncatedFile = error {} else { throw error }
+        }
+      }
+      if let header = parsed, let scalar = header.scalar {
+        var total = header.voxOffset + (1 << 20), voxels = scalar.bytes, overflow = false
+        for n in header.dims[1...header.dims[0]] where !overflow { (voxels, overflow) = voxels.multipliedReportingOverflow(by: n) }
+        if !overflow, voxels < 1 << 34 { total += voxels; cap = min(cap, total) }
+      }
+      bytes = try FileIO.gunzip(file, path: path, maxBytes: cap, onTruncated: { produced in
         let expected = (try? partialExpectedBytes(file: file, path: path)) ?? 0
         return MedicalImagingError.truncatedFile(path: path, expectedBytes: max(expected, produced + 1), actualBytes: produced)
       })
@@ -254,7 +293,16 @@ public enum NIfTI {
         throw MedicalImagingError.truncatedFile(path: path, expectedBytes: header.voxOffset + needed, actualBytes: raw.count)
       }
       var warnings: [String] = []
-      let extra = header.dims[0] > 3 ? header.dims[4...header.dims[0]].reduce(1, *) : 1
+      var extra = 1
+      if header.dims[0] > 3 {
+        for n in header.dims[4...header.dims[0]] {
+          let (p, overflow) = extra.multipliedReportingOverflow(by: n)
+          guard !overflow else {
+            throw MedicalImagingError.invalidHeader(path: path, field: "dim", reason: "dims \(Array(header.dims[1...header.dims[0]])) overflow the voxel count")
+          }
+          extra = p
+        }
+      }
       if extra > 1 { warnings.append("\(path): \(header.dims[0])D image; only the first 3D volume was read") }
       var slope = header.sclSlope, inter = header.sclInter
       if slope == 0 || !slope.isFinite { slope = 1; inter = 0 }
@@ -344,7 +392,7 @@ public enum NIfTI {
     case .scaledInt16:
       put(Int16(4), 70)
       put(Int16(16), 72)
-      let peak = volume.voxels.reduce(Float(0)) { max($0, abs($1)) }
+      let peak = volume.voxels.reduce(Float(0)) { $1.isFinite ? max($0, abs($1)) : $0 }
       slope = peak > 0 && peak.isFinite ? peak / 32767 : 1
     }
     // qform from the affine: rotation part normalised, qfac −1 when the determinant is negative.
@@ -378,7 +426,12 @@ public enum NIfTI {
       volume.voxels.withUnsafeBytes { data.append(contentsOf: $0) }
     case .scaledInt16:
       let inverse = 1 / slope
-      let values = volume.voxels.map { Int16(clamping: Int(($0 * inverse).rounded())) }
+      // Non-finite voxels: NaN → 0, ±inf clamped to ±32767 (Int(NaN) would trap).
+      let values = volume.voxels.map { v -> Int16 in
+        let scaled = (v * inverse).rounded()
+        if scaled.isNaN { return 0 }
+        return scaled >= 32767 ? 32767 : scaled <= -32768 ? -32768 : Int16(scaled)
+      }
       values.withUnsafeBytes { data.append(contentsOf: $0) }
     }
     return data

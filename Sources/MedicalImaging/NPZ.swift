@@ -56,6 +56,9 @@ public enum NPZ {
     guard shape.count == 3 else {
       throw MedicalImagingError.invalidNPY(path: path, reason: "shape \(shape) is not 3D")
     }
+    guard !shape.contains(0) else {
+      throw MedicalImagingError.invalidNPY(path: path, reason: "shape \(shape) has a zero dimension (an empty array is not a volume)")
+    }
     let ijk = fortran ? shape : shape.reversed()
     let count = ijk.reduce(1, *)
     guard npy.count - offset >= count * scalar.bytes else {

@@ -118,6 +118,22 @@ public struct PreprocessCache: Sendable {
     public var sourceOrientation: String
     public var warnings: [String]
     public var madeBy: String
+    /// The reader options that shape the volume (NPZ spacing/orientation/array, DICOM series choices); part of
+    /// the reuse check. Absent in sidecars written before it existed (such entries are redone).
+    public var readOptions: String?
+  }
+
+  /// The reader options that matter for `input`, as a stable string (empty for NIfTI, which takes none).
+  public static func readOptionsKey(input: String, options: VolumeReader.Options) -> String {
+    switch VolumeReader.format(of: input) {
+    case .nifti: return ""
+    case .npz:
+      let spacing = options.npzSpacingMM.map { $0.map { String($0) }.joined(separator: ",") } ?? "none"
+      return "npzSpacingMM=\(spacing);npzOrientation=\(options.npzOrientation.codes);npzArrayName=\(options.npzArrayName)"
+    case .dicom:
+      let d = options.dicom
+      return "seriesInstanceUID=\(d.seriesInstanceUID ?? "auto");allowIrregularSpacing=\(d.allowIrregularSpacing);dropDuplicateSlices=\(d.dropDuplicateSlices);spacingTolerance=\(d.spacingTolerance)"
+    }
   }
 
   /// The cache file for an input (the sidecar is the same path with `.json` in place of `.nii.gz`).
@@ -164,9 +180,11 @@ public struct PreprocessCache: Sendable {
     let output = outputPath(for: input)
     let sidecarPath = Self.sidecarPath(output)
     let (crc, bytes) = try Self.fingerprint(input)
+    let optionsKey = Self.readOptionsKey(input: input, options: readOptions)
     if let data = try? Data(contentsOf: URL(fileURLWithPath: sidecarPath)),
        let old = try? JSONDecoder().decode(Sidecar.self, from: data),
        old.sourceCRC32 == crc, old.sourceBytes == bytes, old.config == config,
+       (old.readOptions ?? "") == optionsKey,
        FileManager.default.fileExists(atPath: output) {
       return .reused(path: output)
     }
@@ -189,7 +207,7 @@ public struct PreprocessCache: Sendable {
       source: input, sourceCRC32: crc, sourceBytes: bytes, config: config, output: (output as NSString).lastPathComponent,
       shape: result.shape, spacingMM: result.spacingMM, orientation: result.orientation.codes, affine: result.affine.rows,
       sourceShape: sourceShape, sourceSpacingMM: sourceSpacing, sourceOrientation: sourceOrientation,
-      warnings: source.warnings, madeBy: "GreenRFM MedicalImaging")
+      warnings: source.warnings, madeBy: "GreenRFM MedicalImaging", readOptions: optionsKey)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     try AtomicFile.write(try encoder.encode(sidecar), to: sidecarPath)

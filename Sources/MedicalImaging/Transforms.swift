@@ -177,7 +177,13 @@ public struct Resample: VolumeTransform {
     try validateSpacing(volume.spacingMM, path: "(volume)")
     if zip(volume.spacingMM, targetSpacingMM).allSatisfy({ abs($0 - $1) < 1e-6 }) { return volume }
     let ratio = (0..<3).map { targetSpacingMM[$0] / volume.spacingMM[$0] }
-    let newShape = (0..<3).map { max(1, Int((Double(volume.shape[$0]) * volume.spacingMM[$0] / targetSpacingMM[$0] + 0.5).rounded(.down))) }
+    let exact = (0..<3).map { (Double(volume.shape[$0]) * volume.spacingMM[$0] / targetSpacingMM[$0] + 0.5).rounded(.down) }
+    guard exact.allSatisfy({ $0.isFinite && $0 < Double(voxelBudget) }) else {
+      throw MedicalImagingError.invalidArgument(
+        name: "resample", reason: "output size \(exact) voxels (input \(volume.shape) at \(volume.spacingMM) mm → \(targetSpacingMM) mm) exceeds the budget of \(voxelBudget) voxels")
+    }
+    let newShape = exact.map { max(1, Int($0)) }
+    try checkVoxelBudget(newShape, what: "resample output (input \(volume.shape) at \(volume.spacingMM) mm → \(targetSpacingMM) mm)")
     let n = volume.shape
     // Per-axis source indices and weights.
     func taps(_ axis: Int) -> (lower: [Int], upper: [Int], weight: [Float]) {
@@ -290,7 +296,9 @@ public struct PercentileZScore: VolumeTransform {
 
   public func apply(_ volume: Volume, generator: inout SeededGenerator) throws -> Volume {
     guard !volume.voxels.isEmpty else { return volume }
-    let sorted = volume.voxels.sorted()
+    // NaN voxels are ignored for the statistics (numpy.nanpercentile) and become 0 (the mean) in the output.
+    let sorted = volume.voxels.filter { !$0.isNaN }.sorted()
+    guard !sorted.isEmpty else { var all = volume; all.voxels = all.voxels.map { _ in 0 }; return all }
     // Linear interpolation between closest ranks (numpy.percentile's default).
     func percentile(_ q: Double) -> Float {
       let x = q / 100 * Double(sorted.count - 1)
@@ -300,16 +308,16 @@ public struct PercentileZScore: VolumeTransform {
     let lo = percentile(lowerPercentile), hi = percentile(upperPercentile)
     var result = volume
     var sum = 0.0, sumSquares = 0.0
-    for n in result.voxels.indices {
+    for n in result.voxels.indices where !result.voxels[n].isNaN {
       let v = min(max(result.voxels[n], lo), hi)
       result.voxels[n] = v
       sum += Double(v)
       sumSquares += Double(v) * Double(v)
     }
-    let count = Double(result.voxels.count)
+    let count = Double(sorted.count)
     let mean = sum / count
     let std = max((sumSquares / count - mean * mean).squareRoot(), 1e-8)
-    result.voxels = result.voxels.map { Float((Double($0) - mean) / std) }
+    result.voxels = result.voxels.map { $0.isNaN ? 0 : Float((Double($0) - mean) / std) }
     return result
   }
 }
@@ -338,8 +346,26 @@ public struct CenterCropOrPad: VolumeTransform {
       let slack: Int = volume.shape[a] - size[a]
       offset[a] = slack >= 0 ? slack / 2 : -((-slack) / 2)
     }
+    try checkVoxelBudget(size, what: "crop/pad size")
     return crop(volume, size: size, start: offset, padValue: padValue)
   }
+}
+
+/// The most voxels a transform will allocate (2^30 floats = 4 GiB).
+public let voxelBudget = 1 << 30
+
+/// Throws `.invalidArgument` when `shape`'s voxel count overflows or exceeds `voxelBudget`.
+@discardableResult
+func checkVoxelBudget(_ shape: [Int], what: String) throws -> Int {
+  var product = 1
+  for n in shape {
+    let (p, overflow) = product.multipliedReportingOverflow(by: n)
+    guard n >= 0, !overflow, p <= voxelBudget else {
+      throw MedicalImagingError.invalidArgument(name: what, reason: "\(shape.map(String.init).joined(separator: "×")) voxels exceeds the budget of \(voxelBudget) voxels")
+    }
+    product = p
+  }
+  return product
 }
 
 /// A window of `size` starting at input voxel `start` (negative or past the end: padded with `padValue`).
@@ -390,6 +416,7 @@ public struct RandomCrop: VolumeTransform {
       let slack = volume.shape[a] - size[a]
       start[a] = slack >= 0 ? Int.random(in: 0...slack, using: &generator) : -((size[a] - volume.shape[a]) / 2)
     }
+    try checkVoxelBudget(size, what: "random crop size")
     return crop(volume, size: size, start: start, padValue: padValue)
   }
 }

@@ -174,19 +174,24 @@ public struct Volume: Sendable {
   }
 
   /// Minimum, maximum and mean of the values (mean accumulated in Double); NaN when empty.
+  /// Minimum, maximum and mean over the finite voxels (NaN when there are none; see `nonFiniteCount`).
   public var statistics: (min: Double, max: Double, mean: Double) {
-    if voxels.isEmpty { return (.nan, .nan, .nan) }
-    return voxels.withUnsafeBufferPointer { buffer in
-      var lo = buffer[0], hi = buffer[0]
-      var total = 0.0
-      for v in buffer {
+    voxels.withUnsafeBufferPointer { buffer in
+      var lo = Float.infinity, hi = -Float.infinity
+      var total = 0.0, count = 0
+      for v in buffer where v.isFinite {
         lo = min(lo, v)
         hi = max(hi, v)
         total += Double(v)
+        count += 1
       }
-      return (Double(lo), Double(hi), total / Double(buffer.count))
+      if count == 0 { return (.nan, .nan, .nan) }
+      return (Double(lo), Double(hi), total / Double(count))
     }
   }
+
+  /// How many voxels are NaN or ±infinity.
+  public var nonFiniteCount: Int { voxels.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
 }
 
 /// Errors of reading, checking and preprocessing medical volumes. Each names the file and the problem.
@@ -211,6 +216,10 @@ public enum MedicalImagingError: Error, CustomStringConvertible, Equatable {
   case invalidNPY(path: String, reason: String)
   case invalidArgument(name: String, reason: String)
   case writeFailed(path: String, reason: String)
+  /// A DICOM element runs past the end of the file (found before GDCM opens it).
+  case truncatedDICOM(path: String, offset: Int, reason: String)
+  /// Native (uncompressed) pixel data shorter than rows × columns × frames × samples × bits allocated / 8.
+  case truncatedPixelData(path: String, expectedBytes: Int, actualBytes: Int)
 
   public var description: String {
     switch self {
@@ -241,6 +250,9 @@ public enum MedicalImagingError: Error, CustomStringConvertible, Equatable {
     case .invalidNPY(let path, let reason): return "\(path): invalid NPY array: \(reason)"
     case .invalidArgument(let name, let reason): return "invalid \(name): \(reason)"
     case .writeFailed(let path, let reason): return "\(path): cannot write: \(reason)"
+    case .truncatedDICOM(let path, let offset, let reason): return "\(path): truncated DICOM file (at byte offset \(offset)): \(reason)"
+    case .truncatedPixelData(let path, let expected, let actual):
+      return "\(path): truncated pixel data: the image needs \(expected) bytes, the Pixel Data element holds \(actual)"
     }
   }
 }

@@ -65,6 +65,8 @@ public struct VolumeSummary: Codable, Sendable, Equatable {
   public var hu_mean: Double
   public var affine: [[Double]]
   public var warnings: [String]
+  /// Voxels that are NaN or ±infinity (left out of min, max and mean).
+  public var non_finite_voxels: Int
 
   public init(path: String, format: VolumeReader.Format, volume: Volume) {
     let stats = volume.statistics
@@ -74,11 +76,16 @@ public struct VolumeSummary: Codable, Sendable, Equatable {
     spacing_mm = volume.spacingMM
     orientation = volume.orientation.codes
     dtype = volume.sourceDType
-    hu_min = stats.min
-    hu_max = stats.max
-    hu_mean = stats.mean
-    affine = volume.affine.rows.map { $0.map { $0 == 0 ? 0 : $0 } }  // no -0 in the JSON
+    non_finite_voxels = volume.nonFiniteCount
     warnings = volume.warnings
+    if non_finite_voxels > 0 {
+      warnings.append("\(path): \(non_finite_voxels) non-finite (NaN/inf) voxels, left out of min/max/mean")
+    }
+    // JSON has no NaN: with no finite voxel at all, the statistics are reported as 0 (and the count says why).
+    hu_min = stats.min.isFinite ? stats.min : 0
+    hu_max = stats.max.isFinite ? stats.max : 0
+    hu_mean = stats.mean.isFinite ? stats.mean : 0
+    affine = volume.affine.rows.map { $0.map { $0 == 0 ? 0 : ($0.isFinite ? $0 : 0) } }  // no -0 (or NaN) in the JSON
   }
 
   /// Pretty, key-sorted JSON.

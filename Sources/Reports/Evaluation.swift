@@ -24,6 +24,68 @@ public struct LabelEvaluation: Sendable, Equatable {
   public var rows: [Row]
   /// Reports compared (present in both files).
   public var reportCount: Int
+  /// How the ids of the two files met (set by `compare`; nil for label vectors given directly).
+  public var idMatch: IDMatch?
+
+  /// Distinct ids on each side and how many of them matched.
+  public struct IDMatch: Sendable, Equatable {
+    /// Distinct predicted ids.
+    public var predicted: Int
+    /// Distinct reference ids.
+    public var reference: Int
+    /// Ids in both (each compared once).
+    public var matched: Int
+    /// Rows left out because their id repeats an earlier row of the same file (the first is kept).
+    public var duplicatePredicted = 0
+    public var duplicateReference = 0
+    public init(predicted: Int, reference: Int, matched: Int, duplicatePredicted: Int = 0, duplicateReference: Int = 0) {
+      self.predicted = predicted
+      self.reference = reference
+      self.matched = matched
+      self.duplicatePredicted = duplicatePredicted
+      self.duplicateReference = duplicateReference
+    }
+    /// "matched M of P predicted and R reference ids".
+    public var summary: String { "matched \(matched) of \(predicted) predicted and \(reference) reference ids" }
+    /// A warning when some ids did not match or repeated; nil otherwise.
+    public var warning: String? {
+      var parts: [String] = []
+      if matched < predicted { parts.append("\(predicted - matched) predicted id(s) are not in the reference") }
+      if matched < reference { parts.append("\(reference - matched) reference id(s) are not in the predictions") }
+      if duplicatePredicted > 0 { parts.append("\(duplicatePredicted) duplicate predicted row(s) ignored (first kept)") }
+      if duplicateReference > 0 { parts.append("\(duplicateReference) duplicate reference row(s) ignored (first kept)") }
+      return parts.isEmpty ? nil : "only \(matched) ids were scored: " + parts.joined(separator: "; ")
+    }
+  }
+
+  /// Joins predicted and reference rows on the normalised id, keeping the first row of a repeated id on each side.
+  /// - Returns: the matched label vectors (in predicted order) and the match counts.
+  public static func join(predictedIDs: [String], predicted: [[FindingLabel]], referenceIDs: [String],
+                          reference: [[FindingLabel]]) -> (predicted: [[FindingLabel]], reference: [[FindingLabel]], match: IDMatch) {
+    var referenceByID: [String: [FindingLabel]] = [:]
+    var duplicateReference = 0
+    for (id, labels) in zip(referenceIDs, reference) {
+      let key = LabelFile.normalizedID(id)
+      if referenceByID[key] != nil { duplicateReference += 1 } else { referenceByID[key] = labels }
+    }
+    var seen = Set<String>()
+    var duplicatePredicted = 0
+    var p: [[FindingLabel]] = [], r: [[FindingLabel]] = []
+    for (id, labels) in zip(predictedIDs, predicted) {
+      let key = LabelFile.normalizedID(id)
+      guard seen.insert(key).inserted else {
+        duplicatePredicted += 1
+        continue
+      }
+      if let ref = referenceByID[key] {
+        p.append(labels)
+        r.append(ref)
+      }
+    }
+    let match = IDMatch(predicted: seen.count, reference: referenceByID.count, matched: p.count,
+                        duplicatePredicted: duplicatePredicted, duplicateReference: duplicateReference)
+    return (p, r, match)
+  }
   /// The unweighted mean of the per-finding F1.
   public var macroF1: Double { rows.isEmpty ? 0 : rows.map(\.f1).reduce(0, +) / Double(rows.count) }
   public var macroPrecision: Double { rows.isEmpty ? 0 : rows.map(\.precision).reduce(0, +) / Double(rows.count) }
@@ -56,19 +118,14 @@ public struct LabelEvaluation: Sendable, Equatable {
   public static func compare(predictedCSV: URL, referenceCSV: URL, schema: LabelSchema) throws -> LabelEvaluation {
     let predicted = try LabelFile.read(predictedCSV, schema: schema)
     let reference = try LabelFile.read(referenceCSV, schema: schema)
-    var referenceByID: [String: [FindingLabel]] = [:]
-    for (id, labels) in zip(reference.ids, reference.labels) { referenceByID[LabelFile.normalizedID(id)] = labels }
-    var p: [[FindingLabel]] = [], r: [[FindingLabel]] = []
-    for (id, labels) in zip(predicted.ids, predicted.labels) {
-      if let ref = referenceByID[LabelFile.normalizedID(id)] {
-        p.append(labels)
-        r.append(ref)
-      }
-    }
+    let (p, r, match) = join(predictedIDs: predicted.ids, predicted: predicted.labels, referenceIDs: reference.ids,
+                             reference: reference.labels)
     guard !p.isEmpty else {
       throw ReportsError.labelMismatch(path: predictedCSV.path, reason: "no report id in common with \(referenceCSV.path)")
     }
-    return LabelEvaluation(findings: schema.displayNames, predicted: p, reference: r)
+    var evaluation = LabelEvaluation(findings: schema.displayNames, predicted: p, reference: r)
+    evaluation.idMatch = match
+    return evaluation
   }
 
   /// A fixed-width table: finding, support, precision, recall, F1; then the macro means.
@@ -88,7 +145,7 @@ public struct LabelEvaluation: Sendable, Equatable {
 
   /// The figures as a JSON-ready dictionary (`macro_f1`, `findings: [{finding, support, precision, recall, f1}]`).
   public func jsonObject() -> [String: Any] {
-    [
+    var object: [String: Any] = [
       "reports": reportCount,
       "macro_f1": macroF1, "macro_precision": macroPrecision, "macro_recall": macroRecall,
       "findings": rows.map {
@@ -96,6 +153,11 @@ public struct LabelEvaluation: Sendable, Equatable {
          "tp": $0.truePositives, "fp": $0.falsePositives, "fn": $0.falseNegatives] as [String: Any]
       },
     ]
+    if let idMatch {
+      object["ids"] = ["predicted": idMatch.predicted, "reference": idMatch.reference, "matched": idMatch.matched,
+                       "duplicate_predicted": idMatch.duplicatePredicted, "duplicate_reference": idMatch.duplicateReference]
+    }
+    return object
   }
 }
 

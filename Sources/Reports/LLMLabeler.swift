@@ -26,6 +26,9 @@ public struct LLMOptions: Sendable, Equatable {
   public var maxTokens: Int = 256
   /// The JSONL cache file; nil: no cache.
   public var cacheURL: URL?
+  /// Transport failures (refused or reset connections, time-outs) in a row, across all reports, after which the
+  /// whole run stops with `ReportsError.llmAborted` instead of grinding through every report.
+  public var maxConsecutiveTransportFailures: Int = 20
 
   public init(baseURL: String, model: String) {
     self.baseURL = baseURL
@@ -40,8 +43,25 @@ public struct LLMOptions: Sendable, Equatable {
     if model.isEmpty { throw ReportsError.invalidOption("--model is empty") }
     if concurrency < 1 { throw ReportsError.invalidOption("--concurrency must be at least 1") }
     if maxAttempts < 1 { throw ReportsError.invalidOption("--max-attempts must be at least 1") }
-    if !(timeoutSeconds > 0) { throw ReportsError.invalidOption("--timeout must be positive (seconds)") }
+    if concurrency > 1024 { throw ReportsError.invalidOption("--concurrency must be at most 1024") }
+    if maxAttempts > 100 { throw ReportsError.invalidOption("--max-attempts must be at most 100") }
+    if !(timeoutSeconds > 0 && timeoutSeconds <= Self.maxTimeoutSeconds) {
+      throw ReportsError.invalidOption("--timeout must be more than 0 and at most \(Int(Self.maxTimeoutSeconds)) seconds")
+    }
+    if !(initialBackoffSeconds >= 0 && initialBackoffSeconds <= 3600) {
+      throw ReportsError.invalidOption("--initial-backoff must be between 0 and 3600 seconds")
+    }
+    if !(maxBackoffSeconds >= 0 && maxBackoffSeconds <= 3600) || !(maxRetryAfterSeconds >= 0 && maxRetryAfterSeconds <= 3600) {
+      throw ReportsError.invalidOption("back-off limits must be between 0 and 3600 seconds")
+    }
+    if maxTokens < 1 { throw ReportsError.invalidOption("the answer token limit must be at least 1") }
+    if maxConsecutiveTransportFailures < 1 {
+      throw ReportsError.invalidOption("the consecutive transport failure limit must be at least 1")
+    }
   }
+
+  /// The longest `--timeout` accepted (one day): larger values would overflow the client's nanosecond time-outs.
+  public static let maxTimeoutSeconds: Double = 86_400
 
   /// The chat-completions URL.
   public var endpoint: String {
@@ -189,12 +209,23 @@ public actor LabelCache {
   }
 }
 
+/// Transport failures in a row across one run (reset by any HTTP response).
+final class TransportFailureStreak: @unchecked Sendable {
+  private let lock = NSLock()
+  private var count = 0
+  /// Records a failure; returns the streak length.
+  func fail() -> Int { lock.withLock { count += 1; return count } }
+  func reset() { lock.withLock { count = 0 } }
+}
+
 /// Labels reports with an LLM over an OpenAI-compatible chat-completions endpoint.
 ///
 /// Per report: the cache is consulted first; otherwise one request (retried with exponential back-off and jitter on
 /// 429 — honouring `Retry-After` —, 5xx, time-outs and connection errors), the answer is parsed strictly, and a
 /// malformed answer is asked again once. Finished reports are appended to the cache at once. Reports that still
-/// fail are returned as failures (the batch goes on). No report text is logged; only ids and counts.
+/// fail are returned as failures (the batch goes on), except that a 401/403 (a bad key fails every report) or
+/// `maxConsecutiveTransportFailures` transport failures in a row abort the whole run with `ReportsError.llmAborted`.
+/// No report text is logged; info-level logs carry counts only (report ids go to debug level and the failures).
 public final class LLMLabeler: Sendable {
   public let schema: LabelSchema
   public let options: LLMOptions
@@ -264,11 +295,19 @@ public final class LLMLabeler: Sendable {
     if pending.isEmpty { return Outcome(labels: labels, failures: [], statistics: stats) }
 
     let apiKey = ProcessInfo.processInfo.environment[options.apiKeyVariable].flatMap { $0.isEmpty ? nil : $0 }
+    if apiKey == nil {
+      logger.warning("environment variable \(options.apiKeyVariable) is unset or empty: requests carry no Authorization header")
+    }
+    try options.validate()
     var configuration = HTTPClient.Configuration()
     configuration.timeout = .init(connect: .seconds(Int64(max(1, options.timeoutSeconds.rounded(.up)))),
                                   read: .milliseconds(Int64(options.timeoutSeconds * 1000)))
     configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: options.concurrency)
+    // A refused connection fails at once and is retried by our own back-off (the client's default would retry
+    // connecting until the whole time-out has passed).
+    configuration.connectionPool.retryConnectionEstablishment = false
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    let streak = TransportFailureStreak()
     do {
       try await withThrowingTaskGroup(of: (Int, Result<([FindingLabel], Statistics), ReportsError>).self) { group in
         var next = 0
@@ -278,10 +317,11 @@ public final class LLMLabeler: Sendable {
           let report = reports[index]
           group.addTask {
             do {
-              let (result, s) = try await self.labelOne(report, client: client, apiKey: apiKey)
+              let (result, s) = try await self.labelOne(report, client: client, apiKey: apiKey, streak: streak)
               if let cache { try await cache.store(key: self.prompt.cacheKey(model: self.options.model, text: report.text), labels: result) }
               return (index, .success((result, s)))
             } catch let error as ReportsError {
+              if case .llmAborted = error { throw error }
               return (index, .failure(error))
             } catch is CancellationError {
               throw CancellationError()
@@ -303,7 +343,7 @@ public final class LLMLabeler: Sendable {
             let reason: String
             if case .llmFailure(_, let r) = error { reason = r } else { reason = error.description }
             failures.append((reports[index].id, reason))
-            logger.error("report \(reports[index].id): \(reason)")
+            logger.debug("report \(reports[index].id): \(reason)")
           }
           finished += 1
           progress?(finished)
@@ -321,14 +361,18 @@ public final class LLMLabeler: Sendable {
   enum AttemptError: Error {
     case retryable(String, retryAfterSeconds: Double?)
     case fatal(String)
+    /// Fails every report: stop the run.
+    case abort(String)
   }
 
   /// One report: a request, its retries, and at most one re-ask.
-  func labelOne(_ report: Report, client: HTTPClient, apiKey: String?) async throws -> ([FindingLabel], Statistics) {
+  func labelOne(_ report: Report, client: HTTPClient, apiKey: String?,
+                streak: TransportFailureStreak = TransportFailureStreak()) async throws -> ([FindingLabel], Statistics) {
     var stats = Statistics()
     var messages: [[String: String]] = [["role": "system", "content": prompt.system], ["role": "user", "content": report.text]]
     for round in 0..<2 {
-      let answer = try await complete(messages, reportID: report.id, client: client, apiKey: apiKey, stats: &stats)
+      let answer = try await complete(messages, reportID: report.id, client: client, apiKey: apiKey, streak: streak,
+                                      stats: &stats)
       switch prompt.parse(answer) {
       case .success(let labels):
         return (labels, stats)
@@ -336,7 +380,7 @@ public final class LLMLabeler: Sendable {
         if round == 1 {
           throw ReportsError.llmFailure(reportID: report.id, reason: "malformed answer after a re-ask (\(malformed.reason))")
         }
-        logger.warning("report \(report.id): malformed answer (\(malformed.reason)); asking again")
+        logger.debug("report \(report.id): malformed answer (\(malformed.reason)); asking again")
         stats.reasks += 1
         messages.append(["role": "assistant", "content": answer])
         messages.append(["role": "user", "content": prompt.reask(reason: malformed.reason)])
@@ -347,7 +391,7 @@ public final class LLMLabeler: Sendable {
 
   /// Sends one chat completion with retries; returns the assistant's content.
   func complete(_ messages: [[String: String]], reportID: String, client: HTTPClient, apiKey: String?,
-                stats: inout Statistics) async throws -> String {
+                streak: TransportFailureStreak = TransportFailureStreak(), stats: inout Statistics) async throws -> String {
     let body: [String: Any] = [
       "model": options.model, "messages": messages, "temperature": options.temperature, "max_tokens": options.maxTokens,
     ]
@@ -357,7 +401,9 @@ public final class LLMLabeler: Sendable {
       try Task.checkCancellation()
       stats.requests += 1
       do {
-        return try await attemptOnce(bodyData, client: client, apiKey: apiKey)
+        return try await attemptOnce(bodyData, client: client, apiKey: apiKey, streak: streak)
+      } catch AttemptError.abort(let reason) {
+        throw ReportsError.llmAborted(reason: reason)
       } catch AttemptError.fatal(let reason) {
         throw ReportsError.llmFailure(reportID: reportID, reason: reason)
       } catch AttemptError.retryable(let reason, let retryAfter) {
@@ -365,7 +411,7 @@ public final class LLMLabeler: Sendable {
         guard attempt < options.maxAttempts else { break }
         stats.retries += 1
         let delay = backoff(attempt: attempt, retryAfter: retryAfter)
-        logger.info("report \(reportID): \(reason); retry \(attempt) in \(String(format: "%.2f", delay)) s")
+        logger.debug("report \(reportID): \(reason); retry \(attempt) in \(String(format: "%.2f", delay)) s")
         try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
       }
     }
@@ -381,7 +427,7 @@ public final class LLMLabeler: Sendable {
     return jittered
   }
 
-  private func attemptOnce(_ body: Data, client: HTTPClient, apiKey: String?) async throws -> String {
+  private func attemptOnce(_ body: Data, client: HTTPClient, apiKey: String?, streak: TransportFailureStreak) async throws -> String {
     var request = HTTPClientRequest(url: options.endpoint)
     request.method = .POST
     request.headers.add(name: "Content-Type", value: "application/json")
@@ -402,7 +448,16 @@ public final class LLMLabeler: Sendable {
       throw AttemptError.fatal("invalid URL \(options.endpoint)")
     } catch {
       if Task.isCancelled { throw CancellationError() }
+      let failures = streak.fail()
+      if failures >= options.maxConsecutiveTransportFailures {
+        throw AttemptError.abort("\(failures) transport failures in a row (last: \(error)); is \(options.endpoint) reachable?")
+      }
       throw AttemptError.retryable("transport error (\(error))", retryAfterSeconds: nil)
+    }
+    streak.reset()
+    if code == 401 || code == 403 {
+      throw AttemptError.abort("HTTP \(code) from \(options.endpoint): the API key (environment variable "
+        + "\(options.apiKeyVariable)) is missing or not accepted")
     }
     if code == 429 || code == 408 || (500...599).contains(code) {
       let retryAfter = retryAfterHeader.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }

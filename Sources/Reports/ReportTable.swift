@@ -51,6 +51,48 @@ public enum ReportTable {
     throw ReportsError.unknownLayout(path: path, header: header)
   }
 
+  /// What `screen` found: the reports to label, and the rows it dropped or flagged.
+  public struct Screening: Sendable, Equatable {
+    /// The reports to label: the first row of each id, rows with an empty id left out.
+    public var reports: [Report]
+    /// Ids that appear more than once (each listed once, in file order).
+    public var duplicateIDs: [String] = []
+    /// Rows dropped because their id was seen before.
+    public var duplicateRows = 0
+    /// Rows skipped because their id is empty.
+    public var emptyIDRows = 0
+    /// Ids of kept reports whose text is empty (they label −1 throughout).
+    public var emptyTextIDs: [String] = []
+  }
+
+  /// Drops rows whose id repeats an earlier one (the first is kept) and rows with an empty id, and lists reports with
+  /// an empty text. Ids are compared after trimming white space.
+  public static func screen(_ reports: [Report]) -> Screening {
+    var result = Screening(reports: [])
+    result.reports.reserveCapacity(reports.count)
+    var seen = Set<String>(), reported = Set<String>()
+    for r in reports {
+      let id = r.id.trimmingCharacters(in: .whitespacesAndNewlines)
+      if id.isEmpty {
+        result.emptyIDRows += 1
+        continue
+      }
+      if !seen.insert(id).inserted {
+        result.duplicateRows += 1
+        if reported.insert(id).inserted { result.duplicateIDs.append(id) }
+        continue
+      }
+      if r.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { result.emptyTextIDs.append(r.id) }
+      result.reports.append(r)
+    }
+    return result
+  }
+
+  /// At most `limit` ids, comma-separated, with "…" when there are more (for warnings).
+  public static func sample(_ ids: [String], limit: Int = 5) -> String {
+    ids.prefix(limit).joined(separator: ", ") + (ids.count > limit ? ", …" : "")
+  }
+
   /// Reads the reports of a CSV file.
   /// - Returns: the reports in file order, and the layout used.
   public static func read(_ url: URL, idColumn: String? = nil, textColumns: [String]? = nil) throws -> (reports: [Report], layout: Layout) {

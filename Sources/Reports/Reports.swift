@@ -18,6 +18,8 @@ public enum ReportsError: Error, Equatable, CustomStringConvertible {
   case invalidPattern(source: String, pattern: String, reason: String)
   case labelMismatch(path: String, reason: String)
   case llmFailure(reportID: String, reason: String)
+  /// The LLM run stopped as a whole (a rejected key, or the server unreachable).
+  case llmAborted(reason: String)
   case invalidOption(String)
 
   public var description: String {
@@ -36,6 +38,7 @@ public enum ReportsError: Error, Equatable, CustomStringConvertible {
     case .invalidPattern(let source, let pattern, let reason): return "invalid schema \(source): pattern '\(pattern)': \(reason)"
     case .labelMismatch(let path, let reason): return "\(path): \(reason)"
     case .llmFailure(let id, let reason): return "report \(id): \(reason)"
+    case .llmAborted(let reason): return "LLM labelling stopped: \(reason)"
     case .invalidOption(let reason): return reason
     }
   }

@@ -31,7 +31,7 @@ public final class RuleLabeler: Sendable {
 
   enum Kind: UInt8 {
     case mention = 0, negative, exclusion, negationBefore, negationAfter, uncertaintyBefore, uncertaintyAfter, pseudo,
-      scopeBreak, breakBefore, breakAfter
+      scopeBreak, breakBefore, breakAfter, presence, presenceVerb, listConjunction
   }
 
   struct Compiled: Sendable {
@@ -49,6 +49,7 @@ public final class RuleLabeler: Sendable {
   private let patterns: [Compiled]
   private let byFirstToken: [[Int32]]
   private let conjunctionIDs: [Int32]
+  private let noID: Int32
 
   /// English cues shared by all schemas (a schema's `cues` adds to them).
   public static let defaultCues: CueLexicon = {
@@ -72,7 +73,8 @@ public final class RuleLabeler: Sendable {
       "questionabl*", "may ...1 represent", "may ...1 be", "might ...1 be", "might ...1 represent", "could ...1 be",
       "could ...1 represent", "may ...1 belong", "may ...1 correspond", "can ...1 be compatible",
       "cannot exclude", "can not exclude", "could not exclude", "differential diagnosis", "doubtful", "equivocal",
-      "presumed", "presumably", "query", "rule out", "r / o",
+      "presumed", "presumably", "query", "rule out", "r / o", "unlikely", "vs", "versus", "not ...1 excluded",
+      "not ruled out",
     ]
     c.uncertaintyAfter = [
       "cannot be excluded", "can not be excluded", "could not be excluded", "cannot be ruled out",
@@ -82,6 +84,7 @@ public final class RuleLabeler: Sendable {
       "could not be differentiated", "to be excluded", "should be excluded",
       "in the differential diagnosis", "may be considered", "should be considered", "is considered",
       "were considered", "was considered", "are considered", "is likely", "are likely", "more likely",
+      "unlikely", "vs", "versus",
     ]
     c.pseudoCues = [
       "no change", "no significant change", "no marked change", "no interval change", "no increase",
@@ -109,6 +112,24 @@ public final class RuleLabeler: Sendable {
   ]
   /// Marks that close an "… not observed" phrase when they stand between the mention and the cue.
   static let breaksAfter = [","]
+  /// Words that describe something present (size, severity, place, "with"): a clause after a comma that reaches
+  /// one of them before a list conjunction states a finding ("No pneumothorax, small right pleural effusion";
+  /// "No mass, consolidation in the right lower lobe"; "Free of effusion, with emphysema"), so the comma ends the
+  /// scope of a "before" cue.
+  static let presenceWords = [
+    "small", "mild", "mildly", "moderate", "minimal", "minimally", "slight", "slightly", "large", "severe",
+    "marked", "prominent", "in", "with",
+  ]
+  /// Verbs of presence. After a comma they end a "before" cue's scope ("There are no signs of consolidation,
+  /// pleural effusion is present"; "Without contrast, consolidation is seen") unless the cue is a "no" that opens
+  /// the sentence's subject, whose predicate they then are ("No mass, nodule or infiltration was detected").
+  static let presenceVerbs = [
+    "is", "are", "was", "were", "present", "seen", "observed", "noted", "identified", "detected", "revealed",
+    "evident", "visualized", "visualised", "there", "has", "have", "shows", "showed", "appears", "appear",
+    "containing", "causing", "accompanied",
+  ]
+  /// Conjunctions that continue a list of findings ("No consolidation, atelectasis, or pleural effusion").
+  static let listConjunctions = ["or", "and", "nor"]
 
   /// Compiles the schema's lexicons and the cues.
   /// - Throws: `ReportsError.invalidPattern` or `.invalidSchema`.
@@ -177,8 +198,12 @@ public final class RuleLabeler: Sendable {
     try add(d.scopeBreaks + s.scopeBreaks, .scopeBreak, finding: -1, source: "cues")
     try add(Self.breaksBefore, .breakBefore, finding: -1, source: "cues")
     try add(Self.breaksAfter, .breakAfter, finding: -1, source: "cues")
+    try add(Self.presenceWords, .presence, finding: -1, source: "cues")
+    try add(Self.presenceVerbs, .presenceVerb, finding: -1, source: "cues")
+    try add(Self.listConjunctions, .listConjunction, finding: -1, source: "cues")
 
     let conjunctions = ["and", "or", "with"].map { tokenID($0, prefix: false) }
+    let noID = tokenID("no", prefix: false)
     var byFirst = [[Int32]](repeating: [], count: tokenIDs.count)
     for (i, p) in patterns.enumerated() { byFirst[Int(p.elements[0])].append(Int32(i)) }
     self.children = children
@@ -188,6 +213,7 @@ public final class RuleLabeler: Sendable {
     self.patterns = patterns
     self.byFirstToken = byFirst
     self.conjunctionIDs = conjunctions
+    self.noID = noID
   }
 
   @inline(__always) static func slot(_ byte: UInt8) -> Int {
@@ -376,10 +402,34 @@ public final class RuleLabeler: Sendable {
       default: break
       }
     }
-    func blocked(from: Int32, to: Int32, before: Bool) -> Bool {
+    // A comma ends a "before" cue's scope unless the clause after it (to the next punctuation mark) continues a
+    // list of findings. The first telling word of the clause decides: a list conjunction ("or", "and", "nor")
+    // continues the list; a word of presence ("small", "in", "with") ends it; a verb of presence ("is seen") ends
+    // it unless the cue is a "no" opening the sentence's subject (then the verb is the whole list's predicate);
+    // a clause with none of them continues the list.
+    let isWord = scratch.isWord
+    func commaEndsScope(_ comma: Int32, cue: Match) -> Bool {
+      var end = Int(comma) + 1
+      while end < count && isWord[end] { end += 1 }
+      let clause = (comma + 1)..<Int32(end)
+      var first: Match?
+      for m in matches where (m.kind == .listConjunction || m.kind == .presence || m.kind == .presenceVerb)
+        && clause.contains(m.start) && (first == nil || m.start < first!.start) { first = m }
+      guard let first else { return false }
+      switch first.kind {
+      case .listConjunction: return false
+      case .presence: return true
+      default:
+        let opensSubject = cue.kind == .negationBefore && tokenMatches(scratch, Int(cue.start), noID)
+          && !matches.contains { ($0.kind == .breakBefore || $0.kind == .presenceVerb) && $0.start < cue.start }
+        return !opensSubject
+      }
+    }
+    func blocked(from: Int32, to: Int32, before: Bool, cue: Match) -> Bool {
       for m in matches where m.start >= from && m.start < to {
         if m.kind == .scopeBreak { return true }
         if before && m.kind == .breakBefore { return true }
+        if before && m.kind == .breakAfter && commaEndsScope(m.start, cue: cue) { return true }
         if !before && m.kind == .breakAfter { return true }
       }
       return false
@@ -387,10 +437,10 @@ public final class RuleLabeler: Sendable {
     func scoped(_ mention: Match, before: Kind, after: Kind) -> Bool {
       for (i, c) in matches.enumerated() where active[i] {
         if c.kind == before, c.end <= mention.start, mention.start - c.end <= Int32(windowBefore),
-          !blocked(from: c.end, to: mention.start, before: true)
+          !blocked(from: c.end, to: mention.start, before: true, cue: c)
         { return true }
         if c.kind == after, c.start >= mention.end, c.start - mention.end <= Int32(windowAfter),
-          !blocked(from: mention.end, to: c.start, before: false)
+          !blocked(from: mention.end, to: c.start, before: false, cue: c)
         { return true }
       }
       return false

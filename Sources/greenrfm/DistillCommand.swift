@@ -99,9 +99,14 @@ struct DistillRun: ParsableCommand {
     if (idColumn == nil) != (textColumns == nil) { throw ValidationError("--id-column and --text-columns go together") }
     if labeler == .llm {
       guard baseURL != nil, model != nil else { throw ValidationError("--labeler llm needs --base-url and --model") }
-      guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
-      guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
-      guard timeout > 0, initialBackoff >= 0 else { throw ValidationError("--timeout must be positive, --initial-backoff at least 0") }
+      guard (1...1024).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 1024") }
+      guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 100") }
+      guard timeout > 0, timeout <= LLMOptions.maxTimeoutSeconds else {
+        throw ValidationError("--timeout must be more than 0 and at most \(Int(LLMOptions.maxTimeoutSeconds)) seconds")
+      }
+      guard initialBackoff >= 0, initialBackoff <= 3600 else {
+        throw ValidationError("--initial-backoff must be between 0 and 3600 seconds")
+      }
     } else if dryRun {
       throw ValidationError("--dry-run applies to --labeler llm")
     }
@@ -113,12 +118,24 @@ struct DistillRun: ParsableCommand {
     let outputURL = URL(fileURLWithPath: output)
     let schema = try LabelSchema.load(self.schema)
     let columns = textColumns.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-    let (reports, layout) = try ReportTable.read(URL(fileURLWithPath: self.reports), idColumn: idColumn, textColumns: columns)
+    let (inputRows, layout) = try ReportTable.read(URL(fileURLWithPath: self.reports), idColumn: idColumn, textColumns: columns)
+    let screening = ReportTable.screen(inputRows)
+    let reports = screening.reports
+    if screening.duplicateRows > 0 {
+      logger.warning("\(screening.duplicateRows) row(s) repeat an earlier id (\(screening.duplicateIDs.count) id(s), e.g. \(ReportTable.sample(screening.duplicateIDs))): only the first row of each id is labelled")
+    }
+    if screening.emptyIDRows > 0 { logger.warning("\(screening.emptyIDRows) row(s) with an empty id skipped") }
+    if !screening.emptyTextIDs.isEmpty {
+      logger.warning("\(screening.emptyTextIDs.count) report(s) with an empty text (e.g. \(ReportTable.sample(screening.emptyTextIDs))): labelled -1 throughout")
+    }
     logger.info("\(reports.count) reports (layout \(layout.name): id \(layout.idColumn), text \(layout.textColumns.joined(separator: "+"))), schema \(schema.name) (\(schema.findings.count) findings), labeler \(labeler.rawValue)")
 
     var labels: [[FindingLabel]?]
     var failures: [(id: String, reason: String)] = []
-    var counts: [String: Int] = ["reports": reports.count]
+    var counts: [String: Int] = [
+      "reports": reports.count, "rows": inputRows.count, "duplicate_rows": screening.duplicateRows,
+      "empty_ids": screening.emptyIDRows, "empty_texts": screening.emptyTextIDs.count,
+    ]
     let start = Date()
     switch labeler {
     case .rules:
@@ -235,8 +252,9 @@ struct DistillEvaluate: ParsableCommand {
 
   func run() throws {
     _ = try global.apply()
+    let logger = Logger(label: "greenrfm.distill")
     let schema = try LabelSchema.load(self.schema)
-    let evaluation: LabelEvaluation
+    var evaluation: LabelEvaluation
     if let predicted {
       evaluation = try LabelEvaluation.compare(predictedCSV: URL(fileURLWithPath: predicted),
                                                referenceCSV: URL(fileURLWithPath: reference), schema: schema)
@@ -245,16 +263,15 @@ struct DistillEvaluate: ParsableCommand {
       let (reports, _) = try ReportTable.read(URL(fileURLWithPath: self.reports!), idColumn: idColumn, textColumns: columns)
       let labeler = try RuleLabeler(schema: schema)
       let reference = try LabelFile.read(URL(fileURLWithPath: self.reference), schema: schema)
-      var byID: [String: [FindingLabel]] = [:]
-      for (id, l) in zip(reference.ids, reference.labels) { byID[LabelFile.normalizedID(id)] = l }
-      var p: [[FindingLabel]] = [], r: [[FindingLabel]] = []
-      for report in reports {
-        guard let ref = byID[LabelFile.normalizedID(report.id)] else { continue }
-        p.append(labeler.label(report.text))
-        r.append(ref)
-      }
+      let (p, r, match) = LabelEvaluation.join(predictedIDs: reports.map(\.id), predicted: reports.map { labeler.label($0.text) },
+                                               referenceIDs: reference.ids, reference: reference.labels)
       guard !p.isEmpty else { throw ValidationError("no report id of --reports is in --reference") }
       evaluation = LabelEvaluation(findings: schema.displayNames, predicted: p, reference: r)
+      evaluation.idMatch = match
+    }
+    if let match = evaluation.idMatch {
+      logger.info("\(match.summary)")
+      if let warning = match.warning { logger.warning("\(warning)") }
     }
     if json {
       let data = try JSONSerialization.data(withJSONObject: evaluation.jsonObject(), options: [.prettyPrinted, .sortedKeys])

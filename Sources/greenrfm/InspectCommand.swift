@@ -55,7 +55,7 @@ struct InspectCommand: ParsableCommand {
                                dropDuplicateSlices: dropDuplicateSlices))
     let volume = try VolumeReader.read(path: path, options: options)
     let summary = VolumeSummary(path: path, format: VolumeReader.format(of: path), volume: volume)
-    for warning in volume.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+    for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
     if json {
       print(try summary.json())
     } else {
@@ -66,7 +66,7 @@ struct InspectCommand: ParsableCommand {
           spacing     \(summary.spacing_mm.map(f).joined(separator: " × ")) mm
           orientation \(summary.orientation)
           dtype       \(summary.dtype)
-          values      min \(f(summary.hu_min)), max \(f(summary.hu_max)), mean \(f(summary.hu_mean))
+          values      min \(f(summary.hu_min)), max \(f(summary.hu_max)), mean \(f(summary.hu_mean))\(summary.non_finite_voxels > 0 ? " (finite voxels; \(summary.non_finite_voxels) NaN/inf)" : "")
           affine      \(summary.affine.map { "[" + $0.map(f).joined(separator: ", ") + "]" }.joined(separator: "\n              "))
         """)
     }

@@ -113,6 +113,89 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: out))
   }
 
+  @Test func duplicateIdsEmptyIdsAndEmptyTextsAreWarnedAndDuplicatesLabelledOnce() throws {
+    let dir = try CLI.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let reports = dir.appendingPathComponent("reports.csv")
+    try "id,text\nA1,No pleural effusion.\nA2,Atelectasis.\nA1,Pleural effusion.\n,Emphysema.\nA3,\n"
+      .write(to: reports, atomically: true, encoding: .utf8)
+    let output = dir.appendingPathComponent("labels.csv")
+    let r = try CLI.run(["distill", "--reports", reports.path, "--id-column", "id", "--text-columns", "text",
+                         "--output", output.path])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map(String.init)
+    #expect(lines.dropFirst().map { $0.split(separator: ",").first.map(String.init) ?? "" } == ["A1", "A2", "A3"])
+    #expect(lines[1].split(separator: ",")[13] == "0")  // the first A1 row: no pleural effusion
+    #expect(r.stderr.contains("1 row(s) repeat an earlier id (1 id(s), e.g. A1)"))
+    #expect(r.stderr.contains("1 row(s) with an empty id skipped"))
+    #expect(r.stderr.contains("1 report(s) with an empty text (e.g. A3)"))
+    #expect(r.stderr.contains("3 reports (layout named"))
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output.path + ".distill.json")))
+    let counts = (json as? [String: Any])?["counts"] as? [String: Int]
+    #expect(counts?["duplicate_rows"] == 1 && counts?["empty_ids"] == 1 && counts?["empty_texts"] == 1)
+    #expect(counts?["reports"] == 3 && counts?["rows"] == 5)
+  }
+
+  @Test func evaluateSaysHowManyIdsMatchedAndWarnsAboutTheRest() throws {
+    let dir = try CLI.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let header = (["id"] + Self.chestTitles).joined(separator: ",")
+    func row(_ id: String, _ v: String) -> String { ([id] + Array(repeating: v, count: 18)).joined(separator: ",") }
+    let predicted = dir.appendingPathComponent("p.csv"), reference = dir.appendingPathComponent("r.csv")
+    try ([header, row("a", "1"), row("b", "0"), row("a", "0")].joined(separator: "\n") + "\n")
+      .write(to: predicted, atomically: true, encoding: .utf8)
+    try ([header, row("a", "1"), row("c", "1"), row("d", "1")].joined(separator: "\n") + "\n")
+      .write(to: reference, atomically: true, encoding: .utf8)
+    let r = try CLI.run(["distill", "evaluate", "--predicted", predicted.path, "--reference", reference.path, "--json"])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    #expect(r.stderr.contains("matched 1 of 2 predicted and 3 reference ids"))
+    #expect(r.stderr.contains("only 1 ids were scored"))
+    #expect(r.stderr.contains("1 duplicate predicted row(s) ignored"))
+    let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+    #expect(object["reports"] as? Int == 1)
+  }
+
+  @Test func outOfRangeLLMOptionsAreRejectedNotTrapped() throws {
+    let dir = try CLI.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let reports = dir.appendingPathComponent("reports.csv")
+    try "id,text\n1,No effusion.\n".write(to: reports, atomically: true, encoding: .utf8)
+    let base = ["distill", "--reports", reports.path, "--id-column", "id", "--text-columns", "text", "--output",
+                dir.appendingPathComponent("l.csv").path, "--labeler", "llm", "--base-url", "http://127.0.0.1:9",
+                "--model", "m"]
+    for (option, value, message) in [("--timeout", "1e20", "--timeout must be more than 0 and at most 86400 seconds"),
+                                     ("--timeout", "nan", "--timeout must be"),
+                                     ("--initial-backoff", "1e300", "--initial-backoff must be between 0 and 3600"),
+                                     ("--concurrency", "100000", "--concurrency must be between 1 and 1024"),
+                                     ("--max-attempts", "0", "--max-attempts must be between 1 and 100")] {
+      let r = try CLI.run(base + [option, value])
+      #expect(r.status == 64, "\(option) \(value): status \(r.status), stderr: \(r.stderr)")
+      #expect(r.stderr.contains(message), "\(r.stderr)")
+    }
+  }
+
+  @Test func aRefusedEndpointStopsTheRunQuicklyWithAClearError() throws {
+    let dir = try CLI.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let server = try ChatStandIn(delaySeconds: 0) { _ in "" }
+    let baseURL = server.baseURL
+    server.stop()  // bound, then closed: connections are refused
+    let reports = dir.appendingPathComponent("reports.csv")
+    try ("id,text\n" + (0..<100).map { "ACC-\($0),Report number \($0).\n" }.joined())
+      .write(to: reports, atomically: true, encoding: .utf8)
+    let start = Date()
+    let r = try CLI.run(["distill", "--reports", reports.path, "--id-column", "id", "--text-columns", "text", "--output",
+                         dir.appendingPathComponent("l.csv").path, "--labeler", "llm", "--base-url", baseURL,
+                         "--model", "m", "--timeout", "30", "--initial-backoff", "0.05",
+                         "--api-key-env", "GREENRFM_TEST_KEY_THAT_IS_UNSET"])
+    #expect(r.status != 0)
+    #expect(r.stderr.contains("LLM labelling stopped"), "\(r.stderr)")
+    #expect(r.stderr.contains("transport failures in a row"))
+    #expect(r.stderr.contains("GREENRFM_TEST_KEY_THAT_IS_UNSET is unset"))
+    #expect(!r.stderr.contains("ACC-"))  // no report ids at info level
+    #expect(Date().timeIntervalSince(start) < 20)
+  }
+
   @Test func llmDryRunCountsReportsAndSendsNothing() throws {
     let dir = try CLI.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }

@@ -91,4 +91,61 @@ import Testing
     #expect(p.status != 0)
     #expect(p.stderr.contains("knee"))
   }
+
+  /// A small float32 NIfTI-1 (4×4×4, 1 mm, no sform/qform) with one NaN voxel.
+  static func nanNIfTI(_ url: URL) throws {
+    var header = [UInt8](repeating: 0, count: 352)
+    func put<T>(_ value: T, _ offset: Int) { withUnsafeBytes(of: value) { for (n, b) in $0.enumerated() { header[offset + n] = b } } }
+    put(Int32(348), 0)
+    for (n, d) in [Int16(3), 4, 4, 4, 1, 1, 1, 1].enumerated() { put(d, 40 + 2 * n) }
+    put(Int16(16), 70)
+    put(Int16(32), 72)
+    for n in 0..<8 { put(Float(1), 76 + 4 * n) }
+    put(Float(352), 108)
+    header[344] = UInt8(ascii: "n"); header[345] = UInt8(ascii: "+"); header[346] = UInt8(ascii: "1")
+    var values = (0..<64).map { Float($0) }
+    values[10] = .nan
+    var data = Data(header)
+    values.withUnsafeBytes { data.append(contentsOf: $0) }
+    try data.write(to: url)
+  }
+
+  /// A truncated DICOM file is an error naming it (GDCM used to abort the process), a NaN voxel neither breaks
+  /// `inspect --json` nor `preprocess --protocol mri`, and one bad slice does not stop a batch.
+  @Test func truncatedDICOMAndNaNVoxelsFailCleanly() throws {
+    let dir = try CLI.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let cut = dir.appendingPathComponent("t.dcm")
+    try Data(contentsOf: URL(fileURLWithPath: "\(Self.data)/dicom/pydicom_single/CT_small.dcm")).prefix(401).write(to: cut)
+    let inspect = try CLI.run(["inspect", cut.path])
+    #expect(inspect.status == 1, "stderr: \(inspect.stderr)")
+    #expect(inspect.stderr.contains(cut.path) && inspect.stderr.contains("truncated"))
+
+    let nan = dir.appendingPathComponent("nan.nii")
+    try Self.nanNIfTI(nan)
+    let json = try CLI.run(["inspect", nan.path, "--json"])
+    #expect(json.status == 0, "stderr: \(json.stderr)")
+    let object = try Self.json(json.stdout)
+    #expect(object["non_finite_voxels"] as? Int == 1)
+    #expect(object["hu_max"] as? Double == 63)
+
+    let out = dir.appendingPathComponent("cache").path
+    let batch = try CLI.run(["preprocess", nan.path, cut.path, "--output", out, "--protocol", "mri", "--size", "8,8,8"])
+    #expect(batch.status == 1, "stderr: \(batch.stderr)")
+    #expect(batch.stderr.contains("1 written, 0 reused, 1 failed"))
+    #expect(try String(contentsOfFile: out + "/failures.csv", encoding: .utf8).contains("t.dcm"))
+  }
+
+  @Test func absurdSizesAreErrorsNotAborts() throws {
+    let dir = try CLI.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("cache").path
+    let input = "\(Self.data)/mri/monai_brain_t1_anatomical.nii"
+    let spacing = try CLI.run(["preprocess", input, "--output", out, "--protocol", "mri", "--spacing-mm", "0.001,0.001,0.001"])
+    #expect(spacing.status == 1)
+    #expect(try String(contentsOfFile: out + "/failures.csv", encoding: .utf8).contains("budget"))
+    let size = try CLI.run(["preprocess", input, "--output", out, "--protocol", "mri", "--size", "4096,4096,4096"])
+    #expect(size.status == 1)
+    #expect(try String(contentsOfFile: out + "/failures.csv", encoding: .utf8).contains("budget"))
+  }
 }
