@@ -46,7 +46,9 @@ let package = Package(
       linkerSettings: [.unsafeFlags(torchLinkFlags)]
     ),
     // Tensor, dtypes, devices, errors, autograd scopes, optimizers, schedules, safetensors.
-    .target(name: "Torch", dependencies: ["CTorch"]),
+    // Atomic file replacement shared by checkpoints, labels and preprocessed volumes.
+    .target(name: "AtomicWrite"),
+    .target(name: "Torch", dependencies: ["CTorch", "AtomicWrite"]),
     // Module, layers, losses.
     .target(name: "TorchNN", dependencies: ["Torch"]),
     // C shim over zlib (gzip inflate/deflate, CRC-32) for MedicalImaging; `mi_` prefix.
@@ -62,7 +64,7 @@ let package = Package(
     // Builds and tests without libtorch.
     .target(
       name: "MedicalImaging",
-      dependencies: ["CImagingZlib", "CGDCM",
+      dependencies: ["CImagingZlib", "CGDCM", "AtomicWrite",
                      .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                      .product(name: "Logging", package: "swift-log")]
     ),
@@ -70,7 +72,7 @@ let package = Package(
     // Builds and tests without libtorch.
     .target(
       name: "Reports",
-      dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client"),
+      dependencies: ["AtomicWrite", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                      .product(name: "Logging", package: "swift-log")],
       resources: [.copy("Schemas")]
     ),

@@ -1,3 +1,4 @@
+import AtomicWrite
 import CImagingZlib
 import Foundation
 
@@ -80,27 +81,14 @@ enum FileIO {
   }
 }
 
-/// Writes files atomically: the bytes go to a temporary file in the same folder, which is then renamed over the
-/// destination, so a reader never sees a half-written file and a crash leaves the old file (or none).
+/// Atomic file replacement (the shared `AtomicWrite` mechanism: temporary file, flush, rename, folder
+/// flush) reporting failures as `MedicalImagingError.writeFailed`.
 public enum AtomicFile {
   /// Writes `data` to `path` atomically, creating the parent folder if needed.
   /// - Throws: `MedicalImagingError.writeFailed` naming the path.
   public static func write(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let folder = url.deletingLastPathComponent()
-    do {
-      try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-      let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UUID().uuidString.prefix(8))")
-      try data.write(to: temporary)
-      if rename(temporary.path, url.path) != 0 {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: temporary)
-        throw MedicalImagingError.writeFailed(path: path, reason: reason)
-      }
-    } catch let error as MedicalImagingError {
-      throw error
-    } catch {
-      throw MedicalImagingError.writeFailed(path: path, reason: error.localizedDescription)
+    do { try AtomicWrite.write(data, to: URL(fileURLWithPath: path)) } catch let f as AtomicWrite.Failure {
+      throw MedicalImagingError.writeFailed(path: path, reason: f.reason)
     }
   }
 }

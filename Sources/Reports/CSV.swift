@@ -1,3 +1,4 @@
+import AtomicWrite
 import Foundation
 
 /// A CSV table read per RFC 4180: fields separated by commas, records by CRLF or LF; a field in double quotes
@@ -123,41 +124,16 @@ public struct CSVTable: Sendable {
   }
 }
 
-/// Writes files so that readers see either the old content or the complete new one, never a partial file:
-/// the bytes go to a temporary file in the same folder, are flushed, and the file is renamed over the target.
+/// Atomic file replacement (the shared `AtomicWrite` mechanism) reporting failures as
+/// `ReportsError.unwritableFile`.
 public enum AtomicFile {
   /// Writes `data` to `url` atomically, creating the parent folder if needed.
   /// - Throws: `ReportsError.unwritableFile` naming the path.
   public static func write(_ data: Data, to url: URL) throws {
-    let folder = url.deletingLastPathComponent()
-    do {
-      try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-      let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-      guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-        throw ReportsError.unwritableFile(path: temporary.path, reason: "cannot create")
-      }
-      let handle = try FileHandle(forWritingTo: temporary)
-      do {
-        try handle.write(contentsOf: data)
-        try handle.synchronize()
-        try handle.close()
-      } catch {
-        try? handle.close()
-        try? FileManager.default.removeItem(at: temporary)
-        throw error
-      }
-      if rename(temporary.path, url.path) != 0 {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: temporary)
-        throw ReportsError.unwritableFile(path: url.path, reason: reason)
-      }
-    } catch let error as ReportsError {
-      throw error
-    } catch {
-      throw ReportsError.unwritableFile(path: url.path, reason: error.localizedDescription)
+    do { try AtomicWrite.write(data, to: url) } catch let f as AtomicWrite.Failure {
+      throw ReportsError.unwritableFile(path: f.path, reason: f.reason)
     }
   }
 
-  /// Writes a string as UTF-8, atomically.
   public static func write(_ text: String, to url: URL) throws { try write(Data(text.utf8), to: url) }
 }

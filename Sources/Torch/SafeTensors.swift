@@ -1,3 +1,4 @@
+import AtomicWrite
 import Foundation
 
 /// Reading and writing the safetensors format (Hugging Face): an 8-byte little-endian header length, a
@@ -168,41 +169,12 @@ public enum SafeTensors {
   }
 }
 
-/// Atomic file replacement: write to a temporary file beside the target, flush it to disk, rename it over
-/// the target. Readers see the old file or the new one, never a partial one.
+/// Atomic file replacement (the shared `AtomicWrite` mechanism) reporting failures as `TorchError.io`.
 public enum AtomicFile {
   /// - Throws: `TorchError.io` naming `url` when the folder is missing or not writable, or the write fails.
   public static func write(to url: URL, _ body: (FileHandle) throws -> Void) throws {
-    let dir = url.deletingLastPathComponent()
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-    guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-      throw TorchError.io(path: url.path, reason: "cannot create a file in \(dir.path)")
-    }
-    do {
-      let handle = try FileHandle(forWritingTo: tmp)
-      do {
-        try body(handle)
-        try handle.synchronize()
-        try handle.close()
-      } catch {
-        try? handle.close()
-        throw error
-      }
-      guard rename(tmp.path, url.path) == 0 else {
-        throw TorchError.io(path: url.path, reason: "cannot rename into place: \(String(cString: strerror(errno)))")
-      }
-      // Make the rename itself durable.
-      let dirFD = open(dir.path, O_RDONLY)
-      if dirFD >= 0 {
-        _ = fsync(dirFD)
-        close(dirFD)
-      }
-    } catch let e as TorchError {
-      try? FileManager.default.removeItem(at: tmp)
-      throw e
-    } catch {
-      try? FileManager.default.removeItem(at: tmp)
-      throw TorchError.io(path: url.path, reason: "write failed: \(error.localizedDescription)")
+    do { try AtomicWrite.write(to: url, createFolder: false, body) } catch let f as AtomicWrite.Failure {
+      throw TorchError.io(path: f.path, reason: f.reason)
     }
   }
 

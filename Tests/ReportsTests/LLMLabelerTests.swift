@@ -168,7 +168,11 @@ import Testing
     let reports = (0..<60).map { Report(id: "id\($0)", text: "finding list \($0)") }
     let options = Self.options(server, cache: cache)
     let run = Task { try await LLMLabeler(schema: Self.schema, options: options).label(reports) }
-    while server.answeredReports.count < 20 { try await Task.sleep(nanoseconds: 5_000_000) }
+    // Wait until 20 answers are stored in the cache (an answer sent by the server is not yet a stored one).
+    func storedLines() -> Int {
+      ((try? String(contentsOf: cache, encoding: .utf8)) ?? "").split(separator: "\n").count
+    }
+    while storedLines() < 20 { try await Task.sleep(nanoseconds: 5_000_000) }
     run.cancel()
     _ = try? await run.value
     // A kill in the middle of an append leaves a torn last line.
