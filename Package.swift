@@ -79,8 +79,9 @@ let package = Package(
     // GreenRFM models, training and evaluation.
     .target(
       name: "GreenRFM",
-      dependencies: ["Torch", "TorchNN", "MedicalImaging", "Reports",
-                     .product(name: "Logging", package: "swift-log")]
+      dependencies: ["Torch", "TorchNN", "MedicalImaging", "Reports", "AtomicWrite",
+                     .product(name: "Logging", package: "swift-log")],
+      resources: [.copy("Presets")]
     ),
     .executableTarget(
       name: "greenrfm",
@@ -95,7 +96,9 @@ let package = Package(
     .testTarget(name: "MedicalImagingTests", dependencies: ["MedicalImaging"], resources: [.copy("Golden")]),
     // The tokenizer golden file is read in place (#filePath), not bundled.
     .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["TokenizerGolden"]),
-    .testTarget(name: "GreenRFMTests", dependencies: ["GreenRFM"]),
+    // Golden files are read in place (#filePath), not bundled.
+    .testTarget(name: "GreenRFMTests", dependencies: ["GreenRFM", "Torch", "TorchNN", "MedicalImaging", "Reports"],
+                exclude: ["Golden"]),
   ],
   cxxLanguageStandard: .cxx20
 )

@@ -10,4 +10,13 @@ if [ ! -f .venv-ref/.greenrfm-ref-v1 ]; then
   .venv-ref/bin/python -m pip install -q torch==2.15.0 numpy safetensors==0.8.0 scipy scikit-learn
   touch .venv-ref/.greenrfm-ref-v1
 fi
+# v2: the BERT golden (scripts/golden/make_bert_golden.py) needs transformers + tokenizers; the ResNet golden
+# (make_resnet_golden.py) needs torchvision's pure-Python r3d_18. torchvision 0.29.0 pins torch==2.14.0, so it
+# is installed with --no-deps (its models import and run with torch 2.15; only its C++ ops may warn); pillow is
+# the one dependency its package import needs.
+if [ ! -f .venv-ref/.greenrfm-ref-v2 ]; then
+  .venv-ref/bin/python -m pip install -q transformers==5.24.0 tokenizers==0.23.3 pillow==13.0.0
+  .venv-ref/bin/python -m pip install -q --no-deps torchvision==0.29.0
+  touch .venv-ref/.greenrfm-ref-v2
+fi
 echo .venv-ref/bin/python

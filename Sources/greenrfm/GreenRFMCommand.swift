@@ -16,7 +16,8 @@ struct GreenRFMCommand: ParsableCommand {
       """,
     version: "0.1.0",
     subcommands: [
-      DemoCommand.self, InspectCommand.self, PreprocessCommand.self, DistillCommand.self, BenchCommand.self,
+      DemoCommand.self, TrainCommand.self, PredictCommand.self, EmbedCommand.self, EvalCommand.self, InspectCommand.self, PreprocessCommand.self,
+      DistillCommand.self, BenchCommand.self, MetricsCommand.self, SynthCommand.self,
       InfoCommand.self,
     ]
   )

@@ -44,14 +44,26 @@ struct CLI {
   @Test func demoTrainsAndWritesCheckpointAndMetrics() throws {
     let dir = try CLI.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let r = try CLI.run(["demo", "--output", dir.path, "--steps", "6", "--batch-size", "2", "--volume-size", "16",
-                         "--threads", "1"])
+    let r = try CLI.run(["demo", "--output", dir.path, "--train", "8", "--valid", "6", "--quick", "--threads", "1"])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let metricsData = try Data(contentsOf: dir.appendingPathComponent("metrics.json"))
     let metrics = try JSONSerialization.jsonObject(with: metricsData) as! [String: Any]
-    #expect(metrics["steps"] as? Int == 6)
-    #expect((metrics["train/loss/first5"] as? Double ?? .nan).isFinite)
-    #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path))
+    for key in ["zeroShot/auroc/visualMacro", "retrieval/reportToVolume/recall@5", "retrieval/reportToVolume/chance@5",
+                "distill/f1/macro", "time/synthSeconds", "time/imageStage1Seconds", "time/textStage1Seconds",
+                "time/stage2Seconds", "time/evaluationSeconds"] {
+      #expect(metrics[key] is Double, "metrics.json lacks \(key)")
+    }
+    #expect(metrics.keys.contains("zeroShot/auroc/macro"))
+    #expect(metrics["retrieval/reportToVolume/chance@5"] as? Double == 5.0 / 6.0)
+    #expect(metrics["demo/trainPatients"] as? Double == 8)
+    for path in ["report.html", "cohort/train_reports.csv", "labels/train_labels_distilled.csv",
+                 "image-s1/checkpoints/latest", "text-s1/checkpoints/latest", "stage2/checkpoints/latest"] {
+      #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(path).path), "missing \(path)")
+    }
+    for stage in ["[1/7] synth", "[3/7] stage 1 image", "[4/7] stage 1 text", "[5/7] stage 2", "[6/7] evaluation"] {
+      #expect(r.stdout.contains(stage), "stdout lacks \(stage): \(r.stdout)")
+    }
+    #expect(r.stdout.contains("report→volume Recall@5"))
   }
 
   @Test func benchTrainStepPrintsTheDocumentedJSONKeys() throws {

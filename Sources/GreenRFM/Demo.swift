@@ -1,0 +1,451 @@
+import AtomicWrite
+import Foundation
+import Logging
+import MedicalImaging
+import Reports
+import Torch
+import TorchNN
+
+/// `greenrfm demo`: the whole GreenRFM method on a synthetic cohort, end to end and resumable.
+///
+/// synth (train + held-out patients, CT-RATE layout) → distil the training reports into labels with the rule
+/// labeler (scored against the true labels) → stage 1 image (lite ResNet3D-18) and stage 1 text (MiniLM) on the
+/// distilled labels → stage 2 from both → zero-shot diagnosis and report↔volume retrieval on the held-out patients
+/// (true labels) → `OUTPUT/metrics.json` and `OUTPUT/report.html`.
+///
+/// Layout of `OUTPUT`: `cohort/` (the synthetic cohort), `labels/` (distilled labels, the distiller's scores),
+/// `image-s1/`, `text-s1/`, `stage2/` (training runs), `cache/` (preprocessed volumes, shared), `metrics.json`,
+/// `per_finding.csv`, `zero_shot_probabilities.csv`, `report.html`, `stage_times.json`.
+///
+/// Rerunning on the same folder reuses what is done: the cohort when `cohort/synth.json` holds the same settings, a
+/// training stage whose newest checkpoint is at its total steps (with the same settings; other settings are an
+/// error), and resumes an unfinished stage from its newest checkpoint.
+public enum Demo {
+  /// Settings of one demo run.
+  public struct Options {
+    public var output: URL
+    public var seed: UInt64 = 0
+    public var device: Device = .cpu
+    /// Training patients (distilled labels) and held-out patients (true labels, scoring only).
+    public var trainCount: Int
+    public var validCount: Int
+    /// Tiny volumes, one epoch per stage, no bootstrap: the pipeline in well under a minute (for tests).
+    public var quick: Bool
+    /// A Hugging Face BERT folder; nil = `.models/all-MiniLM-L6-v2` (`TextModelFolder.resolve`).
+    public var textModel: String?
+    /// Progress lines (stage names, elapsed times, summary).
+    public var log: (String) -> Void = { print($0) }
+    /// Polled after every optimizer step; true stops after a checkpoint (resume by running again).
+    public var shouldStop: () -> Bool = { false }
+    public var logger = Logger(label: "greenrfm.demo")
+
+    public init(output: URL, seed: UInt64 = 0, device: Device = .cpu, trainCount: Int? = nil, validCount: Int? = nil,
+                quick: Bool = false, textModel: String? = nil) {
+      self.output = output
+      self.seed = seed
+      self.device = device
+      self.quick = quick
+      self.trainCount = trainCount ?? (quick ? 8 : Demo.defaultTrainCount)
+      self.validCount = validCount ?? (quick ? 6 : Demo.defaultValidCount)
+      self.textModel = textModel
+    }
+  }
+
+  /// What a run produced.
+  public struct Outcome {
+    /// The headline figures and timings (also in `metrics.json`).
+    public var figures: [String: Double]
+    /// True when the run was stopped (`shouldStop`) before the end; run again to continue.
+    public var stopped: Bool
+    /// Files written by the evaluation (`metrics.json`, `per_finding.csv`, `report.html`).
+    public var files: [URL]
+  }
+
+  public static let defaultTrainCount = 160
+  public static let defaultValidCount = 80
+
+  /// The findings whose synthetic signature is large and dense enough to survive the demo's 4 × 4 × 8 mm voxels
+  /// (docs/SYNTH.md): at least about 2 voxels across, or a strong density change over a large region. Chosen from the
+  /// generator's geometry before any training, not from the results. Left out: specks of 2–3 mm (arterial and coronary
+  /// calcification), thin walls and lines (peribronchial thickening, bronchiectasis, septal thickening, fibrotic bands),
+  /// and the faint ±60–80 HU mosaic patches. `zeroShot/auroc/visualMacro` is the macro AUROC over these.
+  public static let visibleFindings: [String] = [
+    "medical_material",      // metal at +1800…+2500 HU (port, pacemaker, sternal wires): saturates the window
+    "cardiomegaly",          // heart 1.3–1.5× in-plane
+    "pericardial_effusion",  // 5–11 mm rim of fluid around the heart
+    "hiatal_hernia",         // 2–3 cm sac above the diaphragm
+    "lymphadenopathy",       // 2–4 nodes of 12–22 mm
+    "emphysema",             // lungs pulled 55–85 % towards −960 HU, bullae
+    "atelectasis",           // wedge at the posterior lung base
+    "lung_nodule",           // 5–15 mm solid spheres in the lung
+    "lung_opacity",          // ground-glass patches (−620…−480 HU)
+    "pleural_effusion",      // 14–30 mm dependent fluid layer
+    "consolidation",         // lobe-sized ellipsoid of 18–36 mm radii
+  ]
+
+  /// The synthetic cohort's settings: a 192 × 192 × 192 mm field at 4 × 4 × 8 mm (48 × 48 × 24 voxels), or at
+  /// 6 × 6 × 10 mm (32 × 32 × 16) when quick.
+  public static func synthConfig(_ options: Options) -> SyntheticCohortConfig {
+    var s = SyntheticCohortConfig()
+    s.seed = options.seed
+    s.trainCount = options.trainCount
+    s.validCount = options.validCount
+    s.shape = options.quick ? [32, 32, 16] : [48, 48, 24]
+    s.spacingMM = options.quick ? [6, 6, 10] : [4, 4, 8]
+    return s
+  }
+
+  /// The demo's preset, sized for about 15 minutes on a 2-core CPU (release build). `maxTextTokens` is set just
+  /// above the longest report.
+  public static func config(quick: Bool, maxTextTokens: Int) -> GreenRFMConfig {
+    var c = GreenRFMConfig()
+    c.name = "greenrfm-demo"
+    c.description = "GreenRFM demo on a synthetic cohort: lite ResNet3D-18 at 4×4×8 mm, all-MiniLM-L6-v2, short schedules."
+    c.model.imageStem = .lite
+    c.model.latentDim = quick ? 32 : 256
+    c.model.maxTextTokens = maxTextTokens
+    c.data.protocolName = "chest-ct"
+    c.data.spacingMM = quick ? [6, 6, 10] : [4, 4, 8]
+    c.data.trainingCanvas = quick ? [32, 32, 16] : [48, 48, 24]
+    c.data.trainingCrop = quick ? [32, 32, 16] : [40, 40, 20]
+    c.data.evaluationSize = quick ? [32, 32, 16] : [40, 40, 20]
+    c.data.flips = false
+    c.data.workers = 1
+    c.data.queueDepth = 2
+
+    // Image stage 1: a small problem, from scratch: 3× the authors' 1e-4 (1e-3 stalled at a noise floor).
+    var image = TrainConfig()
+    image.learningRate = 3e-4
+    image.weightDecay = 1e-4
+    image.warmupSteps = 10
+    image.floorLearningRate = 1e-5
+    image.epochs = quick ? 1 : 20
+    image.batchSize = quick ? 4 : 8
+    image.checkpointEvery = 100
+    image.logEvery = 5
+    c.stage1Image = image
+
+    // Text stage 1: pretrained MiniLM at 2e-4 with the new head at 25× (40 steps at 1e-4 / 20× did not learn).
+    var text = TrainConfig()
+    text.learningRate = 2e-4
+    text.weightDecay = 1e-2
+    text.warmupSteps = 5
+    text.floorLearningRate = 1e-6
+    text.headLearningRateScale = 25
+    text.epochs = quick ? 1 : 4
+    text.batchSize = quick ? 4 : 8
+    text.checkpointEvery = 100
+    text.logEvery = 5
+    c.stage1Text = text
+
+    // Stage 2: alignment from both, lr 1e-4 (10× the authors': few steps), clipping at 0.5.
+    var align = TrainConfig()
+    align.learningRate = 1e-4
+    align.weightDecay = 1e-2
+    align.warmupSteps = 5
+    align.floorLearningRate = 1e-6
+    align.clipGradNorm = 0.5
+    align.epochs = quick ? 1 : 4
+    align.batchSize = quick ? 4 : 8
+    align.contrastive = .dot
+    align.classifierWeight = 1
+    align.checkpointEvery = 100
+    align.logEvery = 5
+    c.stage2 = align
+    return c
+  }
+
+  // MARK: - The pipeline
+
+  /// Runs (or continues) the demo in `options.output`.
+  /// - Throws: `GreenRFMError` naming what failed (a stage's settings differ from a finished run in the folder, a
+  ///   volume could not be read, no text model).
+  public static func run(_ options: Options) throws -> Outcome {
+    let out = options.output
+    let fm = FileManager.default
+    try fm.createDirectory(at: out, withIntermediateDirectories: true)
+    let log = options.log
+    let start = Date()
+    let schema = try LabelSchema.load("chest-ct-18")
+    let stepCount = 7
+    var times = loadTimes(out)
+    var extras: [String: Double] = [:]
+    func elapsed() -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
+    func begin(_ n: Int, _ what: String) { log("[\(n)/\(stepCount)] \(what) (elapsed \(elapsed()))") }
+    func timed<T>(_ key: String, _ body: () throws -> (T, reused: Bool)) throws -> T {
+      let t0 = Date()
+      let (value, reused) = try body()
+      let seconds = Date().timeIntervalSince(t0)
+      if !reused || times[key] == nil { times[key] = seconds }
+      try saveTimes(times, out)
+      if reused {
+        log("      \(key): reused (the run that made it took \(String(format: "%.1f", times[key] ?? 0)) s)")
+      } else {
+        log("      \(key) \(String(format: "%.1f", seconds)) s")
+      }
+      return value
+    }
+
+    // 1. Synthetic cohort.
+    let cohortDir = out.appendingPathComponent("cohort")
+    let synth = synthConfig(options)
+    begin(1, "synth: \(synth.trainCount) training + \(synth.validCount) held-out patients, \(synth.shape.map(String.init).joined(separator: "×")) voxels at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm")
+    try timed("synth") { () -> ((), reused: Bool) in
+      if existingSynthConfig(cohortDir) == synth { return ((), true) }
+      let progress = ProgressReporter(label: "synth", total: synth.trainCount + synth.validCount)
+      try SyntheticCohort.generate(config: synth, output: cohortDir) { done, _ in progress.update(completed: done) }
+      return ((), false)
+    }
+
+    // 2. Distil the training reports (rules), score against the true labels.
+    begin(2, "distill: rule labeler on the training reports")
+    let labelsDir = out.appendingPathComponent("labels")
+    let distilledCSV = labelsDir.appendingPathComponent("train_labels_distilled.csv")
+    let distill = try timed("distill") { () -> (LabelEvaluation, reused: Bool) in
+      (try distillLabels(cohortDir: cohortDir, schema: schema, labelsDir: labelsDir, output: distilledCSV), false)
+    }
+    extras["distill/f1/macro"] = distill.macroF1
+    extras["distill/precision/macro"] = distill.macroPrecision
+    extras["distill/recall/macro"] = distill.macroRecall
+    for (row, f) in zip(distill.rows, schema.findings) { extras["distill/f1/\(f.key)"] = row.f1 }
+    log(String(format: "      distiller macro F1 %.3f (precision %.3f, recall %.3f) on %d reports", distill.macroF1,
+               distill.macroPrecision, distill.macroRecall, distill.reportCount))
+
+    // 3. Cohorts: training with the distilled labels, held-out with the true labels.
+    let train = try CohortLayout.ctRate(volumes: cohortDir.appendingPathComponent("train"),
+                                        reportsCSV: cohortDir.appendingPathComponent("train_reports.csv"),
+                                        labelsCSV: distilledCSV, schema: schema)
+    let heldOut = try CohortLayout.ctRate(volumes: cohortDir.appendingPathComponent("valid"),
+                                          reportsCSV: cohortDir.appendingPathComponent("valid_reports.csv"),
+                                          labelsCSV: cohortDir.appendingPathComponent("valid_labels.csv"), schema: schema)
+    for c in [train, heldOut] where !c.skipped.isEmpty {
+      throw GreenRFMError.invalidData(path: cohortDir.path, reason: "\(c.skipped.count) item(s) of \(c.name) skipped, e.g. \(c.skipped[0].id): \(c.skipped[0].reason)")
+    }
+    let textFolder = try TextModelFolder.resolve(options.textModel)
+    let tokenizer = try TextModelFolder.loadTokenizer(folder: textFolder)
+    let lengths = (train.items + heldOut.items).map { tokenizer.tokenize($0.reportText ?? "").count + 2 }
+    let longest = lengths.max() ?? 2
+    // Just above the longest report ([CLS] and [SEP] included), in steps of 8, at most BERT's 512.
+    let maxTokens = options.quick ? 64 : min(512, (longest + 7) / 8 * 8)
+    let config = self.config(quick: options.quick, maxTextTokens: maxTokens)
+    try config.validate(source: config.name)
+    log("      reports: \(lengths.min() ?? 0)–\(longest) WordPiece tokens; maxTextTokens \(maxTokens)")
+    var textConfig = config
+    textConfig.model.textModel = options.textModel
+    let cache = out.appendingPathComponent("cache")
+    var cfg = textConfig
+    cfg.data.cacheFolder = cache.path
+    let imageDir = out.appendingPathComponent("image-s1"), textDir = out.appendingPathComponent("text-s1")
+    let stage2Dir = out.appendingPathComponent("stage2")
+    // Per-epoch validation on the held-out patients (true labels), for the log; off when quick.
+    let validation: Cohort? = options.quick ? nil : heldOut
+
+    // 4. Image stage 1.
+    begin(3, "stage 1 image: lite ResNet3D-18 on \(train.items.count) volumes, \(cfg.stage1Image.epochs) epoch(s)")
+    let image = try timed("imageStage1") {
+      try stage(.stage1Image, dir: imageDir, config: cfg, train: cfg.stage1Image, data: train, options: options, schema: schema) { run in
+        try Stages.imageStage1(train: train, validation: validation, run: run, logger: options.logger)
+      }
+    }
+    if let a = image.metrics["val/auroc/macro"] { extras["imageStage1/val/auroc/macro"] = a }
+    if image.stopped { return stopped(log) }
+
+    // 5. Text stage 1.
+    begin(4, "stage 1 text: \(textFolder.lastPathComponent) on \(train.items.count) reports, \(cfg.stage1Text.epochs) epoch(s)")
+    let text = try timed("textStage1") {
+      try stage(.stage1Text, dir: textDir, config: cfg, train: cfg.stage1Text, data: train, options: options, schema: schema) { run in
+        try Stages.textStage1(train: train, validation: nil, run: run, textFolder: textFolder, logger: options.logger)
+      }
+    }
+    if text.stopped { return stopped(log) }
+
+    // 6. Stage 2.
+    begin(5, "stage 2: alignment from both stage-1 checkpoints, \(cfg.stage2.epochs) epoch(s)")
+    let aligned = try timed("stage2") {
+      try stage(.stage2, dir: stage2Dir, config: cfg, train: cfg.stage2, data: train, options: options, schema: schema) { run in
+        try Stages.stage2(train: train, validation: validation, run: run, imageInit: imageDir, textInit: textDir,
+                          fromScratch: false, textFolder: nil, logger: options.logger)
+      }
+    }
+    if let a = aligned.metrics["val/auroc/macro"] { extras["stage2/val/auroc/macro"] = a }
+    if aligned.stopped { return stopped(log) }
+
+    // 7. Zero-shot diagnosis and retrieval on the held-out patients.
+    begin(6, "evaluation: zero-shot diagnosis and report↔volume retrieval on \(heldOut.items.count) held-out patients")
+    let evaluation = try timed("evaluation") { () -> (HeldOutEvaluation, reused: Bool) in
+      (try evaluate(stage2Dir: stage2Dir, heldOut: heldOut, cache: cache, options: options), false)
+    }
+    extras.merge(evaluation.extras) { $1 }
+
+    begin(7, "report")
+    for (key, seconds) in times { extras["time/\(key)Seconds"] = seconds }
+    extras["time/totalSeconds"] = Date().timeIntervalSince(start)
+    extras["demo/trainPatients"] = Double(train.items.count)
+    extras["demo/heldOutPatients"] = Double(heldOut.items.count)
+    extras["demo/maxTextTokens"] = Double(maxTokens)
+    let notes = [
+      "Synthetic cohort (greenrfm synth, seed \(options.seed)): \(train.items.count) training patients with labels distilled from their reports by the rule labeler; \(heldOut.items.count) held-out patients scored against their true labels.",
+      "Volumes \(synth.shape.map(String.init).joined(separator: "×")) at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm; preset \(cfg.name) (lite ResNet3D-18, \(textFolder.lastPathComponent), latent \(cfg.model.latentDim), \(maxTokens) tokens).",
+      "Zero-shot template: \"There is X.\" / \"There is no X.\"; similarity: dot product (as trained).",
+      String(format: "Visible findings (zeroShot/auroc/visualMacro): %@.", visibleFindings.joined(separator: ", ")),
+    ]
+    let report = EvaluationReport(title: "GreenRFM demo: held-out synthetic patients", notes: notes,
+                                  classification: evaluation.classification, classificationPrefix: "zeroShot",
+                                  retrieval: evaluation.retrieval, extraMetrics: extras)
+    let files = try report.write(to: out)
+    var figures = extras
+    figures["zeroShot/auroc/macro"] = evaluation.classification.macroAUROC ?? .nan
+    figures["retrieval/reportToVolume/recall@5"] = evaluation.retrieval.reportToVolume.recallAtK[5] ?? .nan
+    log(String(format: "done in %.1f s", Date().timeIntervalSince(start)))
+    log(String(format: "  zero-shot macro AUROC (held-out, 18 findings): %.3f", figures["zeroShot/auroc/macro"]!))
+    log(String(format: "  zero-shot macro AUROC over the %d visible findings: %.3f", visibleFindings.count,
+               figures["zeroShot/auroc/visualMacro"] ?? .nan))
+    log(String(format: "  report→volume Recall@5: %.3f (chance %.3f, pool %d)", figures["retrieval/reportToVolume/recall@5"]!,
+               figures["retrieval/reportToVolume/chance@5"] ?? .nan, evaluation.retrieval.reportToVolume.poolSize))
+    log(String(format: "  distiller macro F1 (training reports vs true labels): %.3f", distill.macroF1))
+    log("  " + files.map(\.path).joined(separator: ", "))
+    return Outcome(figures: figures, stopped: false, files: files)
+  }
+
+  static func stopped(_ log: (String) -> Void) -> Outcome {
+    log("stopped; run the same command again to continue")
+    return Outcome(figures: [:], stopped: true, files: [])
+  }
+
+  // MARK: - Steps
+
+  struct StageResult {
+    var metrics: [String: Double]
+    var stopped: Bool
+  }
+
+  /// Trains one stage, or reuses it when its newest checkpoint is final; an unfinished run is resumed.
+  static func stage(_ kind: ModelKind, dir: URL, config: GreenRFMConfig, train: TrainConfig, data: Cohort, options: Options,
+                    schema: LabelSchema, make: (TrainingRun) throws -> Trainer) throws -> (StageResult, reused: Bool) {
+    let run = TrainingRun(kind: kind, output: dir, config: config, train: train, seed: options.seed,
+                          device: options.device, schema: schema)
+    let existing = try? Checkpoint.resolve(run.checkpointsFolder)
+    if let existing {
+      let record = try Checkpoint.record(existing)
+      // What this stage depends on: its own schedule, the model, the preprocessing and the training items and labels
+      // (another stage's schedule may differ; worker settings and the cache location do not matter).
+      func neutral(_ d: DataConfig) -> DataConfig {
+        var d = d
+        d.workers = 0
+        d.queueDepth = 1
+        d.cacheFolder = nil
+        return d
+      }
+      guard record.kind == kind, record.config.model == config.model, neutral(record.config.data) == neutral(config.data),
+            record.train == train, record.seed == options.seed, record.data == nil || record.data == DataFingerprint(data) else {
+        throw GreenRFMError.checkpoint(
+          path: dir.path, reason: "holds a \(record.kind.rawValue) run with other settings (seed, sizes or schedule); choose another --output or remove it")
+      }
+      if record.step >= record.totalSteps {
+        options.log("      reusing \(existing.path) (step \(record.step)/\(record.totalSteps))")
+        return (StageResult(metrics: record.metrics, stopped: false), true)
+      }
+      options.log("      resuming \(existing.path) at step \(record.step)/\(record.totalSteps)")
+    }
+    let trainer = try make(run)
+    trainer.shouldStop = options.shouldStop
+    let summary = try trainer.fit(resume: existing != nil)
+    if let data = trainer.data as? VolumeBatches, let f = data.loader.failures.first {
+      throw GreenRFMError.invalidData(path: f.path, reason: "could not be read (\(f.reason)); \(data.loader.failures.count) volume(s) failed")
+    }
+    var line = "      \(kind.rawValue): step \(summary.step)/\(summary.totalSteps)"
+    if let loss = summary.metrics["train/loss"] { line += String(format: ", loss %.4f", loss) }
+    if let a = summary.metrics["val/auroc/macro"] { line += String(format: ", held-out macro AUROC %.3f", a) }
+    options.log(line)
+    return (StageResult(metrics: summary.metrics, stopped: summary.stoppedEarly), false)
+  }
+
+  /// The cohort's config, when `synth.json` exists (written last, so the cohort is complete).
+  static func existingSynthConfig(_ dir: URL) -> SyntheticCohortConfig? {
+    struct File: Decodable { var config: SyntheticCohortConfig }
+    guard let data = try? Data(contentsOf: dir.appendingPathComponent("synth.json")) else { return nil }
+    return try? JSONDecoder().decode(File.self, from: data).config
+  }
+
+  /// Labels the training reports with the rule labeler, writes them (CT-RATE's labels layout) and scores them
+  /// against the true labels (`labels/distill_evaluation.txt`).
+  static func distillLabels(cohortDir: URL, schema: LabelSchema, labelsDir: URL, output: URL) throws -> LabelEvaluation {
+    try FileManager.default.createDirectory(at: labelsDir, withIntermediateDirectories: true)
+    let (reports, layout) = try ReportTable.read(cohortDir.appendingPathComponent("train_reports.csv"))
+    let labeler = try RuleLabeler(schema: schema)
+    let predicted = reports.map { labeler.label($0.text) }
+    let ids = reports.map(\.id)
+    try AtomicWrite.write(Data(LabelFile.serialize(idColumn: layout.idColumn, schema: schema, ids: ids, labels: predicted).utf8),
+                          to: output)
+    let reference = try LabelFile.read(cohortDir.appendingPathComponent("train_labels.csv"), schema: schema)
+    let (p, r, match) = LabelEvaluation.join(predictedIDs: ids, predicted: predicted, referenceIDs: reference.ids,
+                                             reference: reference.labels)
+    guard match.matched == reports.count, !p.isEmpty else {
+      throw GreenRFMError.invalidData(path: cohortDir.path, reason: "the reports and the true labels do not match: \(match.summary)")
+    }
+    var evaluation = LabelEvaluation(findings: schema.displayNames, predicted: p, reference: r)
+    evaluation.idMatch = match
+    try AtomicWrite.write(Data(evaluation.table().utf8), to: labelsDir.appendingPathComponent("distill_evaluation.txt"))
+    return evaluation
+  }
+
+  struct HeldOutEvaluation {
+    var classification: ClassificationEvaluation
+    var retrieval: Retrieval.CrossModal
+    var extras: [String: Double]
+  }
+
+  /// Zero-shot diagnosis and retrieval with the stage-2 model (the flow of `greenrfm eval zero-shot|retrieval`).
+  static func evaluate(stage2Dir: URL, heldOut: Cohort, cache: URL, options: Options) throws -> HeldOutEvaluation {
+    let model = try LoadedModel(stage2Dir, device: options.device)
+    let embeddings = try model.embed(heldOut, images: true, texts: true, cacheFolder: cache, batchSize: 4)
+    if let f = embeddings.failures.first {
+      throw GreenRFMError.invalidData(path: f.path, reason: "could not be embedded (\(f.reason))")
+    }
+    guard let image = embeddings.image, let text = embeddings.text else {
+      throw GreenRFMError.invalidData(path: heldOut.name, reason: "no held-out latents")
+    }
+    let prompts = [try model.promptLatents(findings: model.schema.findings, template: ZeroShot.defaultTemplate)]
+    let probabilities = try Predictor.matrixRows(
+      try ZeroShot.ensembleProbabilities(imageLatents: image, prompts: prompts, similarity: .dot).to(.float32).contiguous())
+    let labelsByID = Dictionary(heldOut.items.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
+    let labels = embeddings.imageIDs.map { labelsByID[$0]! }
+    let classification = ClassificationEvaluation.evaluate(
+      findings: model.schema.findings, scores: probabilities, labels: labels, threshold: .fixed(0.5),
+      bootstrap: options.quick ? 0 : 1000, seed: options.seed)
+    var extras: [String: Double] = [:]
+    let visible = classification.findings.filter { visibleFindings.contains($0.key) }.compactMap(\.auroc)
+    extras["zeroShot/auroc/visualMacro"] = visible.isEmpty ? .nan : visible.reduce(0, +) / Double(visible.count)
+    extras["zeroShot/visualFindings/defined"] = Double(visible.count)
+
+    var csv = (["id"] + model.schema.displayNames).map(CSVTable.escape).joined(separator: ",") + "\n"
+    for (id, row) in zip(embeddings.imageIDs, probabilities) {
+      csv += ([CSVTable.escape(id)] + row.map { String(format: "%.6f", $0) }).joined(separator: ",") + "\n"
+    }
+    try AtomicWrite.write(Data(csv.utf8), to: options.output.appendingPathComponent("zero_shot_probabilities.csv"))
+
+    // The paired pool: ids with both latents, in image order.
+    let textRow = Dictionary(embeddings.textIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    let pairs = embeddings.imageIDs.enumerated().compactMap { i, id in textRow[id].map { (i, $0) } }
+    let images = try image.indexSelect(dim: 0, indices: Tensor(pairs.map { Int64($0.0) }))
+    let texts = try text.indexSelect(dim: 0, indices: Tensor(pairs.map { Int64($0.1) }))
+    let retrieval = try Retrieval.crossModal(imageLatents: images, textLatents: texts, similarity: .dot)
+    for k in retrieval.reportToVolume.recallAtK.keys {
+      extras["retrieval/reportToVolume/chance@\(k)"] = min(1, Double(k) / Double(max(pairs.count, 1)))
+    }
+    return HeldOutEvaluation(classification: classification, retrieval: retrieval, extras: extras)
+  }
+
+  // MARK: - Stage times
+
+  static func loadTimes(_ out: URL) -> [String: Double] {
+    guard let data = try? Data(contentsOf: out.appendingPathComponent("stage_times.json")),
+          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Double] else { return [:] }
+    return object
+  }
+
+  static func saveTimes(_ times: [String: Double], _ out: URL) throws {
+    let data = try JSONSerialization.data(withJSONObject: times, options: [.prettyPrinted, .sortedKeys])
+    try AtomicWrite.write(data, to: out.appendingPathComponent("stage_times.json"))
+  }
+}
