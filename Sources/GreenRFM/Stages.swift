@@ -397,7 +397,9 @@ public enum Predictor {
     return (ids, rows)
   }
 
-  static func matrixRows(_ t: Tensor) throws -> [[Double]] {
+  /// `[N, K]` (or `[N]`) tensor → N rows of K doubles (read as contiguous float32 on the CPU).
+  public static func matrixRows(_ t: Tensor) throws -> [[Double]] {
+    let t = try t.to(.float32).to(.cpu).contiguous()
     let n = t.shape[0], k = t.shape.count > 1 ? t.shape[1] : 1
     let flat: [Float] = try t.scalars()
     return (0..<n).map { i in (0..<k).map { Double(flat[i * k + $0]) } }

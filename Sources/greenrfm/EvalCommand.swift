@@ -132,24 +132,12 @@ struct EvalOptions: ParsableArguments {
   }
 
   static func reportFailures(_ failures: [(id: String, path: String, reason: String)], output: URL, logger: Logger) throws {
-    guard !failures.isEmpty else { return }
-    var text = "id,path,reason\n"
-    for f in failures { text += [f.id, f.path, f.reason].map { csvField($0) }.joined(separator: ",") + "\n" }
-    try AtomicWrite.write(Data(text.utf8), to: output.appendingPathComponent("failures.csv"))
-    logger.error("\(failures.count) item(s) could not be read and were skipped; see \(output.path)/failures.csv")
-    throw ExitCode(1)
+    try writeFailures(failures, to: output.appendingPathComponent("failures.csv"), logger: logger)
   }
 
   /// Rows the cohort reader skipped (missing volume files, duplicate ids), as failures.
   static func skipped(_ cohort: Cohort) -> [(id: String, path: String, reason: String)] {
     cohort.skipped.map { ($0.id, "", $0.reason) }
-  }
-
-  static func rows(_ t: Tensor) throws -> [[Double]] {
-    let c = try t.to(.float32).contiguous()
-    let flat: [Float] = try c.scalars()
-    let n = c.shape[0], k = c.shape[1]
-    return (0..<n).map { i in (0..<k).map { Double(flat[i * k + $0]) } }
   }
 }
 
@@ -198,7 +186,7 @@ struct EvalZeroShot: ParsableCommand {
     let prompts = try templates.map { try model.promptLatents(findings: model.schema.findings, template: $0) }
     let kind = similarity.flatMap(Similarity.init(rawValue:)) ?? model.trainedSimilarity
     let scale = kind == model.trainedSimilarity ? try model.trainedScale() : 1
-    let probabilities = try EvalOptions.rows(
+    let probabilities = try Predictor.matrixRows(
       try ZeroShot.ensembleProbabilities(imageLatents: image, prompts: prompts, similarity: kind, scale: scale))
     let labelsByID = Dictionary(items.items.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
     let labels = embeddings.imageIDs.map { labelsByID[$0]! }

@@ -91,12 +91,6 @@ struct PredictCommand: ParsableCommand {
     }
     try AtomicWrite.write(Data(text.utf8), to: URL(fileURLWithPath: output))
     logger.info("wrote \(ids.count) prediction row(s) to \(output)")
-    if !failures.isEmpty {
-      var f = "id,path,reason\n"
-      for x in failures { f += [x.id, x.path, x.reason].map { csvField($0) }.joined(separator: ",") + "\n" }
-      try AtomicWrite.write(Data(f.utf8), to: URL(fileURLWithPath: output + ".failures.csv"))
-      logger.error("\(failures.count) item(s) skipped; see \(output).failures.csv")
-      throw ExitCode(1)
-    }
+    try writeFailures(failures, to: URL(fileURLWithPath: output + ".failures.csv"), logger: logger)
   }
 }

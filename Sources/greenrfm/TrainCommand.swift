@@ -1,3 +1,4 @@
+import AtomicWrite
 import ArgumentParser
 import Foundation
 import GreenRFM
@@ -390,11 +391,16 @@ struct TrainStage2: ParsableCommand {
 func reportLoaderFailures(_ trainer: Trainer, output: String, skipped: [(id: String, reason: String)],
                           logger: Logger) throws {
   let failures = ((trainer.data as? VolumeBatches)?.loader.failures ?? []) + skipped.map { ($0.id, "", $0.reason) }
+  try writeFailures(failures, to: URL(fileURLWithPath: output).appendingPathComponent("failures.csv"), logger: logger)
+}
+
+/// The one failures file of every batch command: `id,path,reason` rows written atomically, an error logged, exit 1.
+/// Does nothing when `failures` is empty.
+func writeFailures(_ failures: [(id: String, path: String, reason: String)], to url: URL, logger: Logger) throws {
   guard !failures.isEmpty else { return }
-  let url = URL(fileURLWithPath: output).appendingPathComponent("failures.csv")
   var text = "id,path,reason\n"
   for f in failures { text += [f.id, f.path, f.reason].map { csvField($0) }.joined(separator: ",") + "\n" }
-  try text.write(to: url, atomically: true, encoding: .utf8)
+  try AtomicWrite.write(Data(text.utf8), to: url)
   logger.error("\(failures.count) item(s) could not be used and were skipped; see \(url.path)")
   throw ExitCode(1)
 }
