@@ -172,7 +172,7 @@ struct TrainingTests {
     // The metrics log holds each step once.
     let lines = try String(contentsOf: split.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
       .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    #expect(lines.compactMap { $0["step"] as? Int }.filter { _ in true } == [1, 2, 3, 4])
+    #expect(lines.compactMap { $0["step"] as? Int } == [1, 2, 3, 4])
     // A resume with other settings is refused with the differences; so is one on other data.
     let other = try CLI.run(common.map { $0 == "3" ? "4" : $0 } + ["--output", split.path, "--resume"])
     #expect(other.status != 0 && other.stderr.contains("cannot resume") && other.stderr.contains("train.batchSize 3 → 4"))
