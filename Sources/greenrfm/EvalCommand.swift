@@ -20,6 +20,9 @@ struct EmbedCommand: ParsableCommand {
   @OptionGroup var global: GlobalOptions
   @OptionGroup var cohort: CohortOptions
 
+  @Argument(help: "Volumes to embed instead of a cohort option: NIfTI, NPZ or DICOM files, or DICOM series folders (ids: their names).")
+  var volumeFiles: [String] = []
+
   @Option(help: "A stage-2 run or checkpoint folder.")
   var checkpoint: String
 
@@ -38,13 +41,14 @@ struct EmbedCommand: ParsableCommand {
   func validate() throws {
     guard ["image", "text", "both"].contains(modality) else { throw ValidationError("--modality must be image, text or both") }
     if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+    try CohortOptions.checkVolumeFiles(volumeFiles, cohort)
   }
 
   func run() throws {
     let device = try global.apply()
     let logger = Logger(label: "greenrfm.embed")
     let model = try LoadedModel(URL(fileURLWithPath: checkpoint), device: device)
-    let items = try EvalOptions.loadCohort(cohort, model: model)
+    let items = try EvalOptions.loadCohort(cohort, volumeFiles: volumeFiles, model: model)
     let out = URL(fileURLWithPath: output)
     let embeddings = try model.embed(items, images: modality != "text", texts: modality != "image",
                                      cacheFolder: URL(fileURLWithPath: cache ?? out.appendingPathComponent("cache").path),
@@ -106,11 +110,12 @@ struct EvalOptions: ParsableArguments {
     return model
   }
 
-  /// The cohort, under the checkpoint's schema unless --schema names another one.
-  static func loadCohort(_ options: CohortOptions, model: LoadedModel?) throws -> Cohort {
+  /// The cohort (or the volume files given as arguments), under the checkpoint's schema unless --schema names
+  /// another one.
+  static func loadCohort(_ options: CohortOptions, volumeFiles: [String] = [], model: LoadedModel?) throws -> Cohort {
     var options = options
     if let model, options.schema == "chest-ct-18", model.schema.name != "chest-ct-18" { options.schema = model.schema.name }
-    return try options.load()
+    return try options.load(volumeFiles: volumeFiles)
   }
 
   func finish(_ report: EvaluationReport, logger: Logger) throws {
@@ -176,35 +181,33 @@ struct EvalZeroShot: ParsableCommand {
     let logger = Logger(label: "greenrfm.eval")
     let model = try eval.model(device: device)
     let items = try EvalOptions.loadCohort(cohort, model: model)
-    let templates = FileManager.default.fileExists(atPath: template)
-      ? try ZeroShot.loadTemplates(from: URL(fileURLWithPath: template)) : try ZeroShot.templates(named: template)
-    let embeddings = try model.embed(items, images: true, texts: false, cacheFolder: eval.cacheURL, batchSize: eval.batchSize)
-    guard let image = embeddings.image else {
-      try EvalOptions.reportFailures(embeddings.failures, output: eval.outputURL, logger: logger)
+    let templates = try Self.templates(template)
+    let scores = try model.zeroShotScores(items, templates: templates, similarity: similarity.flatMap(Similarity.init(rawValue:)),
+                                          cacheFolder: eval.cacheURL, batchSize: eval.batchSize)
+    guard !scores.ids.isEmpty else {
+      try EvalOptions.reportFailures(EvalOptions.skipped(items) + scores.failures, output: eval.outputURL, logger: logger)
       throw CommandError("no volume could be embedded")
     }
-    let prompts = try templates.map { try model.promptLatents(findings: model.schema.findings, template: $0) }
-    let kind = similarity.flatMap(Similarity.init(rawValue:)) ?? model.trainedSimilarity
-    let scale = kind == model.trainedSimilarity ? try model.trainedScale() : 1
-    let probabilities = try Predictor.matrixRows(
-      try ZeroShot.ensembleProbabilities(imageLatents: image, prompts: prompts, similarity: kind, scale: scale))
     let labelsByID = Dictionary(items.items.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
-    let labels = embeddings.imageIDs.map { labelsByID[$0]! }
+    let labels = scores.ids.map { labelsByID[$0]! }
     let evaluation = ClassificationEvaluation.evaluate(
-      findings: model.schema.findings, scores: probabilities, labels: labels,
+      findings: model.schema.findings, scores: scores.probabilities, labels: labels,
       threshold: Metrics.ThresholdRule(parsing: threshold)!, bootstrap: eval.bootstrap, seed: global.seed)
-    let notes = ["Checkpoint: \(model.folder.path)", "Cohort: \(items.name), \(embeddings.imageIDs.count) volume(s)",
+    let notes = ["Checkpoint: \(model.folder.path)", "Cohort: \(items.name), \(scores.ids.count) volume(s)",
                  "Templates: " + templates.map { "\"\($0.positive)\" / \"\($0.negative)\"" }.joined(separator: "; "),
-                 "Similarity: \(kind.rawValue)"]
+                 "Similarity: \(scores.similarity.rawValue)"]
     try FileManager.default.createDirectory(at: eval.outputURL, withIntermediateDirectories: true)
-    var csv = (["id"] + model.schema.displayNames).map { csvField($0) }.joined(separator: ",") + "\n"
-    for (id, row) in zip(embeddings.imageIDs, probabilities) {
-      csv += ([csvField(id)] + row.map { String(format: "%.6f", $0) }).joined(separator: ",") + "\n"
-    }
+    let csv = probabilitiesCSV(idColumn: "id", findings: model.schema.displayNames, ids: scores.ids, rows: scores.probabilities)
     try AtomicWrite.write(Data(csv.utf8), to: eval.outputURL.appendingPathComponent("zero_shot_probabilities.csv"))
     try eval.finish(EvaluationReport(title: "GreenRFM zero-shot diagnosis", notes: notes, classification: evaluation,
                                      classificationPrefix: "zeroShot"), logger: logger)
-    try EvalOptions.reportFailures(EvalOptions.skipped(items) + embeddings.failures, output: eval.outputURL, logger: logger)
+    try EvalOptions.reportFailures(EvalOptions.skipped(items) + scores.failures, output: eval.outputURL, logger: logger)
+  }
+
+  /// `--template`: a JSON file when one exists at that path, else a template name (`ZeroShot.templates(named:)`).
+  static func templates(_ nameOrFile: String) throws -> [PromptTemplate] {
+    FileManager.default.fileExists(atPath: nameOrFile)
+      ? try ZeroShot.loadTemplates(from: URL(fileURLWithPath: nameOrFile)) : try ZeroShot.templates(named: nameOrFile)
   }
 }
 

@@ -59,11 +59,15 @@ struct CohortOptions: ParsableArguments {
   @Flag(help: "Allow findings without a label column (their labels become -1).")
   var allowMissingFindings = false
 
-  @Option(help: "Use only the first N items.")
+  @Option(help: "Leave out the first N items (before --limit): --limit 640 trains on the first 640, --skip 640 predicts the rest.")
+  var skip: Int?
+
+  @Option(help: "Use only the first N items (after --skip).")
   var limit: Int?
 
   func validate() throws {
     if let l = limit, l < 1 { throw ValidationError("--limit must be at least 1") }
+    if let s = skip, s < 0 { throw ValidationError("--skip must be at least 0") }
     if let layout, !["reports", "manifest", "ct-rate", "rad-chestct", "merlin"].contains(layout) {
       throw ValidationError("--layout must be one of reports, manifest, ct-rate, rad-chestct, merlin")
     }
@@ -115,6 +119,39 @@ struct CohortOptions: ParsableArguments {
       cohort = try CohortLayout.reports(csv: try need(reports, "--reports"), idColumn: idColumn,
                                         textColumns: Self.list(textColumns), labelsCSV: labels.map { URL(fileURLWithPath: $0) },
                                         labelsIDColumn: nil, schema: labelSchema, allowMissingFindings: allowMissingFindings)
+    }
+    return try finish(cohort)
+  }
+
+  /// Unlabelled volumes named on the command line (`CohortLayout.volumeFiles`), or, when `volumeFiles` is empty,
+  /// the cohort the options describe (`load()`).
+  /// - Throws: `ValidationError` when volume files come with --manifest, --reports, --labels, --volumes or --layout;
+  ///   the layout's errors (`GreenRFMError` naming the file).
+  func load(volumeFiles: [String]) throws -> Cohort {
+    guard !volumeFiles.isEmpty else { return try load() }
+    try Self.checkVolumeFiles(volumeFiles, self)
+    let labelSchema = try LabelSchema.load(schema)
+    return try finish(CohortLayout.volumeFiles(volumeFiles.map { URL(fileURLWithPath: $0) }, schema: labelSchema))
+  }
+
+  /// Volume files on the command line replace the cohort options; both at once is a usage error.
+  static func checkVolumeFiles(_ volumeFiles: [String], _ options: CohortOptions) throws {
+    guard !volumeFiles.isEmpty else { return }
+    let given = [("--layout", options.layout), ("--manifest", options.manifest), ("--reports", options.reports),
+                 ("--labels", options.labels), ("--volumes", options.volumes)].filter { $0.1 != nil }.map(\.0)
+    if !given.isEmpty {
+      throw ValidationError("give volume files or \(given.joined(separator: ", ")), not both")
+    }
+  }
+
+  /// Applies --skip and --limit, and logs the cohort's warnings and skipped rows.
+  private func finish(_ loaded: Cohort) throws -> Cohort {
+    var cohort = loaded
+    if let skip, skip > 0 {
+      guard skip < cohort.items.count else {
+        throw CommandError("--skip \(skip) leaves no items (\(cohort.name) has \(cohort.items.count))")
+      }
+      cohort = cohort.subset(skip..<cohort.items.count)
     }
     if let limit, limit < cohort.items.count { cohort = cohort.subset(0..<limit) }
     let logger = Logger(label: "greenrfm.data")

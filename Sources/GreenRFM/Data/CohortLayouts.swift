@@ -205,6 +205,31 @@ public enum CohortLayout {
     return assembler.cohort()
   }
 
+  /// Volumes without labels or reports: a list of volume files (NIfTI, NPZ/NPY, a DICOM file) or DICOM series
+  /// folders, for scoring only (`greenrfm predict --zero-shot FILE...`).
+  ///
+  /// Each item's id is the last path component as given (`ts_chest_cta_full_3mm.nii.gz`,
+  /// `ts_abdomen_ct_series_j2k`), its labels are all −1 and its report is nil. Relative paths are resolved against
+  /// the current directory. Whether a file is a readable volume is found out later, by the loader (an unreadable
+  /// one becomes a loader failure, not an error here).
+  /// - Parameters:
+  ///   - paths: the files or folders, in output order.
+  ///   - readOptions: how the volumes are read (NPZ geometry, DICOM series choices); default `VolumeReader.Options()`.
+  /// - Returns: one item per path; a path that does not exist, and a second path with the same last component (the
+  ///   first is kept), go to `skipped` with the reason.
+  public static func volumeFiles(_ paths: [URL], schema: LabelSchema,
+                                 readOptions: VolumeReader.Options = VolumeReader.Options()) -> Cohort {
+    var assembler = CohortAssembler(name: "volume files", schema: schema)
+    let unlabelled = [Int8](repeating: -1, count: schema.findings.count)
+    for url in paths {
+      let path = url.standardizedFileURL.path
+      let volume: Result<String, VolumeLookupFailure> = FileManager.default.fileExists(atPath: path)
+        ? .success(path) : .failure(VolumeLookupFailure(reason: "volume file not found: \(path)"))
+      assembler.add(id: url.lastPathComponent, text: nil, labels: unlabelled, volume: volume)
+    }
+    return assembler.cohort(readOptions: readOptions)
+  }
+
   // MARK: - Helpers
 
   static func text(_ row: [String], _ indices: [Int]) -> String? {

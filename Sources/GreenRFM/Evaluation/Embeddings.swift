@@ -62,7 +62,9 @@ extension LoadedModel {
   /// - Parameters:
   ///   - cacheFolder: the preprocessing cache for the volumes (centre crop of the checkpoint's preset).
   ///   - batchSize: items per forward pass.
-  /// - Throws: `GreenRFMError.invalidArgument` for a stage-1 checkpoint; reader errors are collected in `failures`.
+  /// - Returns: the latents; volumes that cannot be read or preprocessed are left out and listed in `failures` (when
+  ///   every volume fails, `image` is nil).
+  /// - Throws: `GreenRFMError.invalidArgument` for a stage-1 checkpoint.
   public func embed(_ cohort: Cohort, images: Bool, texts: Bool, cacheFolder: URL, batchSize: Int = 4,
                     workers: Int? = nil) throws -> CohortEmbeddings {
     guard aligned != nil else {
@@ -74,9 +76,13 @@ extension LoadedModel {
       withVolumes.items = cohort.items.filter { $0.volumePath != nil }
       if !withVolumes.items.isEmpty {
         let loader = try evaluationLoader(withVolumes, cacheFolder: cacheFolder, batchSize: batchSize, workers: workers)
-        let (ids, rows) = try Predictor.imageOutputs(loader: loader, device: device) { try self.imageEmbeddings($0) }
-        out.imageIDs = ids
-        out.image = try Self.matrix(rows)
+        do {
+          let (ids, rows) = try Predictor.imageOutputs(loader: loader, device: device) { try self.imageEmbeddings($0) }
+          out.imageIDs = ids
+          out.image = try Self.matrix(rows)
+        } catch is GreenRFMError where loader.failures.count == withVolumes.items.count {
+          // Every volume failed to load (the loader's one error for that case): the failures say why; image stays nil.
+        }
         out.failures += loader.failures
       }
     }

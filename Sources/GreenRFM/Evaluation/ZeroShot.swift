@@ -139,3 +139,64 @@ public enum ZeroShot {
     return try sum! / Double(prompts.count)
   }
 }
+
+/// Zero-shot probabilities of a cohort's volumes: what `greenrfm eval zero-shot` scores and `greenrfm predict
+/// --zero-shot` writes.
+public struct ZeroShotScores {
+  /// Ids of the rows of `probabilities`: the items whose volume was read, in cohort order.
+  public var ids: [String] = []
+  /// `[N][C]` probabilities in [0, 1], columns in schema order; empty when no volume could be read.
+  public var probabilities: [[Double]] = []
+  /// The similarity used (the trained one unless overridden).
+  public var similarity: Similarity = .dot
+  /// Items that could not be read or preprocessed: (id, path, reason).
+  public var failures: [(id: String, path: String, reason: String)] = []
+
+  public init() {}
+}
+
+extension LoadedModel {
+  /// Zero-shot probabilities of image latents: per template, the prompt pair of every schema finding is encoded by
+  /// the text tower, and `ZeroShot.ensembleProbabilities` gives `softmax(s(image, positive), s(image, negative))[0]`
+  /// averaged over the templates.
+  /// - Parameters:
+  ///   - imageLatents: `[N, D]` float32 image latents of this model (`embed` / `imageEmbeddings`).
+  ///   - templates: at least one prompt template (`ZeroShot.templates(named:)`).
+  ///   - similarity: nil = as the model was trained (`trainedSimilarity`); the trained logit scale applies only to
+  ///     the trained similarity.
+  /// - Returns: `[N][C]` probabilities, C = the schema's findings, and the similarity used.
+  /// - Throws: `GreenRFMError.invalidArgument` for a checkpoint without both towers (stage 1).
+  /// - Traps: on an empty `templates` or latents whose width is not the model's latent size.
+  public func zeroShotProbabilities(imageLatents: Tensor, templates: [PromptTemplate],
+                                    similarity: Similarity? = nil) throws -> (probabilities: [[Double]], similarity: Similarity) {
+    let prompts = try templates.map { try promptLatents(findings: schema.findings, template: $0) }
+    let kind = similarity ?? trainedSimilarity
+    let scale = kind == trainedSimilarity ? try trainedScale() : 1
+    let p = try ZeroShot.ensembleProbabilities(imageLatents: imageLatents, prompts: prompts, similarity: kind, scale: scale)
+    return (try Predictor.matrixRows(p), kind)
+  }
+
+  /// Reads, preprocesses (this checkpoint's evaluation settings: RAS, spacing, window, centre crop) and embeds the
+  /// volumes of `cohort`, then scores them zero-shot. Labels and reports are not used, so unlabelled volumes work.
+  /// - Parameters:
+  ///   - cacheFolder: the preprocessing cache.
+  ///   - batchSize: volumes per forward pass.
+  ///   - workers: background reader threads (nil = the checkpoint's preset).
+  /// - Returns: ids, probabilities and the similarity; unreadable volumes and items without a volume path are in
+  ///   `failures`, never thrown (when every volume fails, `ids` and `probabilities` are empty).
+  /// - Throws: `GreenRFMError.invalidArgument` for a stage-1 checkpoint; libtorch errors of the forward passes.
+  public func zeroShotScores(_ cohort: Cohort, templates: [PromptTemplate], similarity: Similarity? = nil,
+                             cacheFolder: URL, batchSize: Int = 4, workers: Int? = nil) throws -> ZeroShotScores {
+    var out = ZeroShotScores()
+    out.similarity = similarity ?? trainedSimilarity
+    out.failures = cohort.items.filter { $0.volumePath == nil }.map { ($0.id, "", "no volume") }
+    let embeddings = try embed(cohort, images: true, texts: false, cacheFolder: cacheFolder, batchSize: batchSize,
+                               workers: workers)
+    out.failures += embeddings.failures
+    guard let image = embeddings.image else { return out }
+    (out.probabilities, out.similarity) = try zeroShotProbabilities(imageLatents: image, templates: templates,
+                                                                    similarity: similarity)
+    out.ids = embeddings.imageIDs
+    return out
+  }
+}
