@@ -138,8 +138,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
   public var keepCheckpoints: Int = 2
   /// Log a metrics line every this many optimizer steps.
   public var logEvery: Int = 10
-  /// Stage 1: the new linear head learns at `headLearningRateScale` × the learning rate (the pretrained encoder
-  /// at 1 ×), so a randomly initialised head catches up within a few hundred steps.
+  /// The new layers learn at `headLearningRateScale` × the learning rate (the pretrained encoders at 1 ×), so that
+  /// randomly initialised layers catch up within a few hundred steps: the linear head in stage 1; the image and text
+  /// projections and the shared classifier in stage 2.
   public var headLearningRateScale: Double = 1
 
   public init() {}

@@ -331,7 +331,7 @@ public enum Stages {
         return aurocMetrics(probabilities: p, labels: ids.map { labels[$0]! }, schema: run.schema)
       }
     }
-    return Trainer(run: run, model: model, data: data, validation: validate, logger: logger) { batch in
+    let trainer = Trainer(run: run, model: model, data: data, validation: validate, logger: logger) { batch in
       let image = try model.imageLatents(batch.volumes!).to(.float32)
       let text = try model.textLatents(ids: batch.tokens!.ids, mask: batch.tokens!.mask).to(.float32)
       let contrastive = try AlignmentLoss.contrastive(image: image, text: text, kind: kind, logitScale: model.logitScale)
@@ -343,6 +343,9 @@ public enum Stages {
       return (loss, ["train/loss/contrastive": try contrastive.item(), "train/loss/bceImage": try bceImage.item(),
                      "train/loss/bceText": try bceText.item()])
     }
+    // The layers stage 2 adds (headLearningRateScale applies to them).
+    trainer.headPrefixes = ["imageProjection.", "textProjection.", "classifier."]
+    return trainer
   }
 }
 

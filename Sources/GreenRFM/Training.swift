@@ -131,6 +131,9 @@ public final class Trainer {
   /// Weight-decay groups: one group for all parameters (the authors' stage-1 image optimiser) or no decay on
   /// biases and LayerNorm weights.
   public var exemptBiasAndNormFromDecay = true
+  /// Parameter-name prefixes that learn at `headLearningRateScale` × the learning rate: the new stage-1 head
+  /// (`head.`) by default; stage 2 sets its new projections and shared classifier.
+  public var headPrefixes: [String] = ["head."]
 
   public init(run: TrainingRun, model: Module, data: TrainingData, validation: (() throws -> [String: Double])? = nil,
               logger: Logger = Logger(label: "greenrfm.train"), loss: @escaping LossFunction) {
@@ -170,10 +173,12 @@ public final class Trainer {
                                            exempt: { ParameterGroup.isExemptFromDecay($0) || $0 == "logitScale" })
       : [ParameterGroup(parameters: named, weightDecay: train.weightDecay)]
     if train.headLearningRateScale != 1 {
-      // The stage-1 head (`head.*`) in groups of its own at the scaled rate.
+      // The new layers (`headPrefixes`) in groups of their own at the scaled rate.
+      let prefixes = headPrefixes
+      func isHead(_ name: String) -> Bool { prefixes.contains { name.hasPrefix($0) } }
       groups = groups.flatMap { g -> [ParameterGroup] in
-        let head = g.parameters.filter { $0.name.hasPrefix("head.") }
-        let rest = g.parameters.filter { !$0.name.hasPrefix("head.") }
+        let head = g.parameters.filter { isHead($0.name) }
+        let rest = g.parameters.filter { !isHead($0.name) }
         return [ParameterGroup(parameters: rest, weightDecay: g.weightDecay),
                 ParameterGroup(parameters: head, weightDecay: g.weightDecay, learningRateScale: train.headLearningRateScale)]
           .filter { !$0.parameters.isEmpty }

@@ -411,8 +411,8 @@ struct SynthRenderer {
               let w = (z - hernia.centre.z) / hernia.axes.z
               let q = (u * u + v * v + w * w).squareRoot()
               if q <= 1 {
-                let inner = q < 1 - 3 / min(hernia.axes.x, hernia.axes.y)
-                out[idx] = inner && v < -0.15 ? T.stomachGas.rawValue : T.hernia.rawValue
+                let inner = q < 1 - 4 / min(hernia.axes.x, hernia.axes.y)
+                out[idx] = inner && v < 0.2 ? T.stomachGas.rawValue : T.hernia.rawValue  // gas over the fluid level
                 continue
               }
             }
@@ -443,7 +443,7 @@ struct SynthRenderer {
             let effusion = side == 0 ? plan.effusionRight : plan.effusionLeft
             if effusion > 0 {
               let posterior = bc * max(0, 1 - (x / ac) * (x / ac)).squareRoot()
-              let thickness = effusion * max(0, 1 - z / plan.effusionHeight)
+              let thickness = effusion * min(1, 2 * max(0, 1 - z / plan.effusionHeight))  // full over the lower half, then tapering
               if y > posterior - thickness { out[idx] = T.pleuralEffusion.rawValue; continue }
             }
             out[idx] = side == 0 ? T.rightLung.rawValue : T.leftLung.rawValue

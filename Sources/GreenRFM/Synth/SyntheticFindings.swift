@@ -17,8 +17,8 @@ extension SynthFindingPlan {
     if present[SynthFinding.pleuralEffusion.rawValue] {
       var r = stream(.pleuralEffusion)
       let roll = r.uniform()
-      let thickness = r.uniform(14, 30), other = r.uniform(10, 22)
-      effusionHeight = Z * r.uniform(0.32, 0.5)
+      let thickness = r.uniform(20, 40), other = r.uniform(14, 28)
+      effusionHeight = Z * r.uniform(0.45, 0.62)
       if roll < 0.4 { effusionRight = thickness; side[SynthFinding.pleuralEffusion.rawValue] = "right" }
       else if roll < 0.7 { effusionLeft = thickness; side[SynthFinding.pleuralEffusion.rawValue] = "left" }
       else { effusionRight = thickness; effusionLeft = other; side[SynthFinding.pleuralEffusion.rawValue] = "bilateral" }
@@ -35,7 +35,7 @@ extension SynthFindingPlan {
     }
     if present[SynthFinding.hiatalHernia.rawValue] {
       var r = stream(.hiatalHernia)
-      let axes = Vec3(max(10, S * r.uniform(22, 30)), max(8, S * r.uniform(16, 22)), r.uniform(16, 24))
+      let axes = Vec3(max(14, S * r.uniform(30, 40)), max(11, S * r.uniform(22, 30)), r.uniform(24, 34))
       let base = a.esophagus[2]
       hernia = (Vec3(base.x + 0.04 * ac0, base.y - 2, base.z + 0.45 * axes.z), axes)
       sizeMM[SynthFinding.hiatalHernia.rawValue] = Int((2 * axes.x).rounded())
@@ -56,10 +56,10 @@ extension SynthFindingPlan {
       }
       var order = Array(0..<names.count)
       for n in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(n, r.int(n + 1)) }
-      let count = r.int(2, 4)
+      let count = r.int(2, 5)
       var chosen: [String] = []
       for n in order.prefix(count) {
-        let radius = r.uniform(6, 11)
+        let radius = r.uniform(9, 16)
         nodes.append((station(n, radius), radius))
         chosen.append(names[n])
       }
@@ -183,8 +183,8 @@ extension SynthRenderer {
       let patches = r.int(1, 3)
       var sides = Set<String>()
       for _ in 0..<patches {
-        let axes = Vec3(r.uniform(12, 22), r.uniform(12, 22), r.uniform(14, 26))
-        let target = -r.uniform(480, 620)
+        let axes = Vec3(r.uniform(16, 28), r.uniform(16, 28), r.uniform(18, 30))
+        let target = -r.uniform(450, 580)
         guard let c = lungPoint(&r, side: nil, margin: 4) else { continue }
         sides.insert(lobe(of: c).side)
         f.forEachVoxel(inEllipsoid: c, axes: axes, margin: 5) { idx, rho, _ in
@@ -200,7 +200,7 @@ extension SynthRenderer {
       var r = stream(.consolidation)
       let side = r.int(2)
       let lower = r.bernoulli(0.65)
-      let axes = Vec3(r.uniform(18, 28), r.uniform(18, 28), r.uniform(22, 36))
+      let axes = Vec3(r.uniform(22, 32), r.uniform(22, 32), r.uniform(26, 40))
       let target = r.uniform(25, 40)
       if let c = lungPoint(&r, side: side, margin: 6, zRange: lower ? 0.12...0.5 : 0.5...0.85) {
         let edge = 4 / min(axes.x, axes.y)
@@ -237,7 +237,7 @@ extension SynthRenderer {
         let apex = Vec3.lerp(hilum(side), base, r.uniform(0.35, 0.55))
         let axis = base - apex
         let length = axis.length
-        let radius = r.uniform(10, 18)
+        let radius = r.uniform(18, 28)
         f.forEachVoxel(nearSegment: apex, base + axis.normalised * 8, reach: radius + 2) { idx, _, p in
           guard isLungRegion(idx) else { return }
           let s = (p - apex).dot(axis) / (length * length)
@@ -271,11 +271,11 @@ extension SynthRenderer {
 
     if has(.lungNodule) {
       var r = stream(.lungNodule)
-      let count = r.int(1, 3)
+      let count = r.int(1, 4)
       var largest = 0.0
       var where_: (side: String, lobe: String)? = nil
       for _ in 0..<count {
-        let diameter = r.uniform(5, 15)
+        let diameter = r.uniform(12, 26)
         let radius = diameter / 2
         guard let c = lungPoint(&r, side: nil, margin: radius + 2) else { continue }
         if diameter > largest { largest = diameter; where_ = lobe(of: c) }
@@ -355,7 +355,7 @@ extension SynthRenderer {
           }
         }
       }
-      let zDevice = 0.86 * Z
+      let zDevice = 0.74 * Z
       let (A, B, _, _) = a.bodyAxes(zDevice, height: Z)
       let xDevice = a.medShift + 0.45 * A
       let yDevice = -(B * (1 - (0.45 * 0.45)).squareRoot() - max(3, 0.5 * a.fat))
@@ -364,14 +364,14 @@ extension SynthRenderer {
       switch kind {
       case 0:  // port catheter: chamber in the left anterior chest wall, catheter through the SVC to the right atrium
         let chamber = Vec3(xDevice, yDevice, zDevice)
-        f.forEachVoxel(nearSegment: chamber - Vec3(0, 3, 0), chamber + Vec3(0, 3, 0), reach: 9) { idx, d, _ in
-          hu[idx] = max(hu[idx], Float(1800 * Self.clamp01(9.5 - d) + Double(hu[idx]) * (1 - Self.clamp01(9.5 - d))))
+        f.forEachVoxel(nearSegment: chamber - Vec3(0, 3, 0), chamber + Vec3(0, 3, 0), reach: 13) { idx, d, _ in
+          hu[idx] = max(hu[idx], Float(1800 * Self.clamp01(13.5 - d) + Double(hu[idx]) * (1 - Self.clamp01(13.5 - d))))
         }
         metalLine([chamber, Vec3(a.medShift + 0.25 * A, yDevice * 0.6, 0.97 * Z), Vec3(a.svc[0].x, a.svc[0].y, 0.9 * Z),
                    a.svc[1], atrium], radius: 1.1, value: 1800)
       case 1:  // pacemaker: generator box, lead to the right ventricle
         let generator = Vec3(xDevice, yDevice, zDevice)
-        f.forEachVoxel(inEllipsoid: generator, axes: Vec3(16, 4, 12), margin: 0) { idx, rho, _ in
+        f.forEachVoxel(inEllipsoid: generator, axes: Vec3(22, 6, 18), margin: 0) { idx, rho, _ in
           if rho <= 1 { hu[idx] = 2500 }
         }
         let apex = Vec3(a.heartCenter.x + 0.4 * a.heartA, a.heartCenter.y - 0.5 * a.heartB, a.heartCenter.z - 0.4 * a.heartC)
@@ -387,7 +387,7 @@ extension SynthRenderer {
           let half = max(2.5, 5 * a.scale + 1) + 1
           let x0 = a.medShift * 0.3 - halfWidth, x1 = a.medShift * 0.3 + halfWidth
           metalLine([Vec3(x0, ys - half, z), Vec3(x1, ys - half, z), Vec3(x1, ys + half, z), Vec3(x0, ys + half, z),
-                     Vec3(x0, ys - half, z)], radius: 0.9, value: 2500)
+                     Vec3(x0, ys - half, z)], radius: 1.8, value: 2500)
         }
         _ = ra
       }
