@@ -252,6 +252,8 @@ public enum Stages {
     }
     // The authors' stage-1 image optimiser decays every parameter (AdamW weight decay 1e-4).
     trainer.exemptBiasAndNormFromDecay = false
+    // Nothing here draws from libtorch's global generator (see `Trainer.reseedsGlobalGenerator`).
+    trainer.reseedsGlobalGenerator = false
     return trainer
   }
 

@@ -134,6 +134,11 @@ public final class Trainer {
   /// Parameter-name prefixes that learn at `headLearningRateScale` × the learning rate: the new stage-1 head
   /// (`head.`) by default; stage 2 sets its new projections and shared classifier.
   public var headPrefixes: [String] = ["head."]
+  /// Whether each micro-batch re-seeds libtorch's global generator (the one dropout draws from) from the seed and
+  /// the step, which makes a run and its resume draw the same dropout masks. A stage that draws nothing from it (the
+  /// image stage: no dropout, crops from its own seeded generators) turns this off, so that a text stage training
+  /// beside it on another thread (`greenrfm demo`) owns the global generator alone and stays reproducible.
+  public var reseedsGlobalGenerator = true
 
   public init(run: TrainingRun, model: Module, data: TrainingData, validation: (() throws -> [String: Double])? = nil,
               logger: Logger = Logger(label: "greenrfm.train"), loss: @escaping LossFunction) {
@@ -277,7 +282,7 @@ public final class Trainer {
           if shouldStop() { stopped = step < total; break outer }
           continue outer
         }
-        LibTorch.manualSeed(Self.mix(run.seed, UInt64(step), UInt64(micro)))
+        if reseedsGlobalGenerator { LibTorch.manualSeed(Self.mix(run.seed, UInt64(step), UInt64(micro))) }
         let (loss, terms) = try withAutocast(device: run.device, dtype: .bfloat16, enabled: train.precision == .bf16) {
           try lossFunction(batch)
         }

@@ -255,7 +255,7 @@ struct EvalRetrieval: ParsableCommand {
       found = try model!.embed(items, images: true, texts: true, cacheFolder: eval.cacheURL, batchSize: eval.batchSize)
     }
     guard let image = found.image, let text = found.text else {
-      try EvalOptions.reportFailures(found.failures, output: eval.outputURL, logger: logger)
+      try EvalOptions.reportFailures(EvalOptions.skipped(items) + found.failures, output: eval.outputURL, logger: logger)
       throw CommandError("retrieval needs both image and text latents")
     }
     // The paired pool: ids with both latents, in image order.
@@ -322,7 +322,10 @@ struct EvalProbe: ParsableCommand {
       items = try EvalOptions.loadCohort(cohort, model: model)
       found = try model.embed(items, images: true, texts: false, cacheFolder: eval.cacheURL, batchSize: eval.batchSize)
     }
-    guard let image = found.image else { throw CommandError("no image latents") }
+    guard let image = found.image else {
+      try EvalOptions.reportFailures(EvalOptions.skipped(items) + found.failures, output: eval.outputURL, logger: logger)
+      throw CommandError("no volume could be embedded")
+    }
     let labelsByID = Dictionary(items.items.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
     let labels = found.imageIDs.map { labelsByID[$0] ?? [] }
     guard labels.allSatisfy({ !$0.isEmpty }) else { throw CommandError("some embedded ids have no labels in the cohort") }

@@ -189,7 +189,7 @@ struct TrainingOptions: ParsableArguments {
   @Option(help: "Linear warm-up steps before the cosine decay.")
   var warmupSteps: Int?
 
-  @Option(help: "Stage 1: the linear head's learning rate as a multiple of --lr (default: the preset's).")
+  @Option(help: "The new layers' learning rate as a multiple of --lr: the linear head in stage 1, the projections and shared classifier in stage 2 (default: the preset's).")
   var headLRScale: Double?
 
   @Option(help: "fp32 or bf16 (autocast).")

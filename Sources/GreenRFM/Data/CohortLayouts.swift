@@ -209,7 +209,8 @@ public enum CohortLayout {
   /// folders, for scoring only (`greenrfm predict --zero-shot FILE...`).
   ///
   /// Each item's id is the last path component as given (`ts_chest_cta_full_3mm.nii.gz`,
-  /// `ts_abdomen_ct_series_j2k`), its labels are all −1 and its report is nil. Relative paths are resolved against
+  /// `ts_abdomen_ct_series_j2k`), or, when two different paths end alike (`sub-01/ct.nii.gz`, `sub-02/ct.nii.gz`),
+  /// the path below the deepest folder that holds them all; its labels are all −1 and its report is nil. Relative paths are resolved against
   /// the current directory. Whether a file is a readable volume is found out later, by the loader (an unreadable
   /// one becomes a loader failure, not an error here).
   /// - Parameters:
@@ -221,11 +222,33 @@ public enum CohortLayout {
                                  readOptions: VolumeReader.Options = VolumeReader.Options()) -> Cohort {
     var assembler = CohortAssembler(name: "volume files", schema: schema)
     let unlabelled = [Int8](repeating: -1, count: schema.findings.count)
-    for url in paths {
-      let path = url.standardizedFileURL.path
+    let full = paths.map { $0.standardizedFileURL.path }
+    // Ids: the last path component; where two different paths share one (`sub-01/ct.nii.gz`, `sub-02/ct.nii.gz`),
+    // every id is the path relative to the deepest folder that holds them all (`sub-01/ct.nii.gz`).
+    let names = paths.map(\.lastPathComponent)
+    var firstPath: [String: String] = [:]
+    var clash = false
+    for (name, path) in zip(names, full) {
+      if let seen = firstPath[name], seen != path { clash = true }
+      firstPath[name] = firstPath[name] ?? path
+    }
+    var ids = names
+    if clash {
+      var common = full[0].split(separator: "/", omittingEmptySubsequences: false).dropLast().map(String.init)
+      for path in full.dropFirst() {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().map(String.init)
+        var n = 0
+        while n < min(common.count, parts.count), common[n] == parts[n] { n += 1 }
+        common = Array(common.prefix(n))
+      }
+      ids = full.map { path in
+        path.split(separator: "/", omittingEmptySubsequences: false).map(String.init).dropFirst(common.count).joined(separator: "/")
+      }
+    }
+    for (id, path) in zip(ids, full) {
       let volume: Result<String, VolumeLookupFailure> = FileManager.default.fileExists(atPath: path)
         ? .success(path) : .failure(VolumeLookupFailure(reason: "volume file not found: \(path)"))
-      assembler.add(id: url.lastPathComponent, text: nil, labels: unlabelled, volume: volume)
+      assembler.add(id: id, text: nil, labels: unlabelled, volume: volume)
     }
     return assembler.cohort(readOptions: readOptions)
   }
