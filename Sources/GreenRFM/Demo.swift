@@ -513,12 +513,10 @@ public enum Demo {
     if let f = embeddings.failures.first {
       throw GreenRFMError.invalidData(path: f.path, reason: "could not be embedded (\(f.reason))")
     }
-    guard let image = embeddings.image, let text = embeddings.text else {
+    guard let image = embeddings.image, let (pairedIDs, images, texts) = try embeddings.paired() else {
       throw GreenRFMError.invalidData(path: heldOut.name, reason: "no held-out latents")
     }
-    let prompts = [try model.promptLatents(findings: model.schema.findings, template: ZeroShot.defaultTemplate)]
-    let probabilities = try Predictor.matrixRows(
-      try ZeroShot.ensembleProbabilities(imageLatents: image, prompts: prompts, similarity: .dot).to(.float32).contiguous())
+    let probabilities = try model.zeroShotProbabilities(imageLatents: image, templates: [ZeroShot.defaultTemplate]).probabilities
     let labelsByID = Dictionary(heldOut.items.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
     let labels = embeddings.imageIDs.map { labelsByID[$0]! }
     let classification = ClassificationEvaluation.evaluate(
@@ -529,20 +527,13 @@ public enum Demo {
     extras["zeroShot/auroc/visualMacro"] = visible.isEmpty ? .nan : visible.reduce(0, +) / Double(visible.count)
     extras["zeroShot/visualFindings/defined"] = Double(visible.count)
 
-    var csv = (["id"] + model.schema.displayNames).map(CSVTable.escape).joined(separator: ",") + "\n"
-    for (id, row) in zip(embeddings.imageIDs, probabilities) {
-      csv += ([CSVTable.escape(id)] + row.map { String(format: "%.6f", $0) }).joined(separator: ",") + "\n"
-    }
+    let csv = Predictor.probabilitiesCSV(idColumn: "id", findings: model.schema.displayNames, ids: embeddings.imageIDs,
+                                         rows: probabilities)
     try AtomicWrite.write(Data(csv.utf8), to: options.output.appendingPathComponent("zero_shot_probabilities.csv"))
 
-    // The paired pool: ids with both latents, in image order.
-    let textRow = Dictionary(embeddings.textIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-    let pairs = embeddings.imageIDs.enumerated().compactMap { i, id in textRow[id].map { (i, $0) } }
-    let images = try image.indexSelect(dim: 0, indices: Tensor(pairs.map { Int64($0.0) }))
-    let texts = try text.indexSelect(dim: 0, indices: Tensor(pairs.map { Int64($0.1) }))
     let retrieval = try Retrieval.crossModal(imageLatents: images, textLatents: texts, similarity: .dot)
     for k in retrieval.reportToVolume.recallAtK.keys {
-      extras["retrieval/reportToVolume/chance@\(k)"] = min(1, Double(k) / Double(max(pairs.count, 1)))
+      extras["retrieval/reportToVolume/chance@\(k)"] = min(1, Double(k) / Double(max(pairedIDs.count, 1)))
     }
     return HeldOutEvaluation(classification: classification, retrieval: retrieval, extras: extras)
   }

@@ -355,6 +355,17 @@ public enum Stages {
 
 /// Probabilities from trained models, in eval mode without gradients.
 public enum Predictor {
+  /// A probabilities CSV (what `greenrfm predict` and the demo write): the id column, then one column per finding
+  /// (display names), six decimals per probability; fields quoted as `CSVTable.escape` does.
+  /// - Parameters: `ids`: N row ids; `rows`: N rows of C probabilities in `findings` order.
+  public static func probabilitiesCSV(idColumn: String, findings: [String], ids: [String], rows: [[Double]]) -> String {
+    var text = ([idColumn] + findings).map(CSVTable.escape).joined(separator: ",") + "\n"
+    for (id, row) in zip(ids, rows) {
+      text += ([CSVTable.escape(id)] + row.map { String(format: "%.6f", $0) }).joined(separator: ",") + "\n"
+    }
+    return text
+  }
+
   /// Sigmoid probabilities `[N][C]` of a text classifier over `texts`, in batches of `batchSize`.
   public static func textProbabilities(model: TextClassifier, tokenizer: WordPieceTokenizer, texts: [String],
                                        maxTokens: Int, device: Device, batchSize: Int = 32) throws -> [[Double]] {

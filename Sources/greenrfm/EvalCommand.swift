@@ -197,7 +197,7 @@ struct EvalZeroShot: ParsableCommand {
                  "Templates: " + templates.map { "\"\($0.positive)\" / \"\($0.negative)\"" }.joined(separator: "; "),
                  "Similarity: \(scores.similarity.rawValue)"]
     try FileManager.default.createDirectory(at: eval.outputURL, withIntermediateDirectories: true)
-    let csv = probabilitiesCSV(idColumn: "id", findings: model.schema.displayNames, ids: scores.ids, rows: scores.probabilities)
+    let csv = Predictor.probabilitiesCSV(idColumn: "id", findings: model.schema.displayNames, ids: scores.ids, rows: scores.probabilities)
     try AtomicWrite.write(Data(csv.utf8), to: eval.outputURL.appendingPathComponent("zero_shot_probabilities.csv"))
     try eval.finish(EvaluationReport(title: "GreenRFM zero-shot diagnosis", notes: notes, classification: evaluation,
                                      classificationPrefix: "zeroShot"), logger: logger)
@@ -254,25 +254,18 @@ struct EvalRetrieval: ParsableCommand {
       items = try EvalOptions.loadCohort(cohort, model: model)
       found = try model!.embed(items, images: true, texts: true, cacheFolder: eval.cacheURL, batchSize: eval.batchSize)
     }
-    guard let image = found.image, let text = found.text else {
+    guard let (pairedIDs, images, texts) = try found.paired() else {
       try EvalOptions.reportFailures(EvalOptions.skipped(items) + found.failures, output: eval.outputURL, logger: logger)
       throw CommandError("retrieval needs both image and text latents")
     }
-    // The paired pool: ids with both latents, in image order.
-    let textRow = Dictionary(found.textIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-    let pairs = found.imageIDs.enumerated().compactMap { i, id in textRow[id].map { (id, i, $0) } }
-    guard pairs.count >= 2 else { throw CommandError("retrieval needs at least 2 studies with both a volume and a report") }
-    let imageIndex = try Tensor(pairs.map { Int64($0.1) })
-    let textIndex = try Tensor(pairs.map { Int64($0.2) })
-    let images = try image.indexSelect(dim: 0, indices: imageIndex)
-    let texts = try text.indexSelect(dim: 0, indices: textIndex)
+    guard pairedIDs.count >= 2 else { throw CommandError("retrieval needs at least 2 studies with both a volume and a report") }
     let kind = similarity.flatMap(Similarity.init(rawValue:)) ?? model?.trainedSimilarity ?? .dot
     let crossModal = try Retrieval.crossModal(imageLatents: images, textLatents: texts, similarity: kind)
     let labelsByID = Dictionary(items.items.map { ($0.id, $0.labels) }, uniquingKeysWith: { a, _ in a })
-    let labels = pairs.map { labelsByID[$0.0] ?? [] }
+    let labels = pairedIDs.map { labelsByID[$0] ?? [] }
     let map = labels.allSatisfy({ !$0.isEmpty })
       ? try Retrieval.volumeToVolumeMAP(latents: images, labels: labels, k: mapK, similarity: kind) : nil
-    let notes = ["Source: \(embeddings ?? model!.folder.path)", "Pool: \(pairs.count) studies with a volume and a report",
+    let notes = ["Source: \(embeddings ?? model!.folder.path)", "Pool: \(pairedIDs.count) studies with a volume and a report",
                  "Similarity: \(kind.rawValue)"]
     try eval.finish(EvaluationReport(title: "GreenRFM retrieval", notes: notes, retrieval: crossModal, volumeToVolume: map),
                     logger: logger)

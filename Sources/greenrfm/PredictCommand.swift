@@ -125,20 +125,10 @@ struct PredictCommand: ParsableCommand {
       failures += loader.failures
     }
     let idColumn = volumeFiles.isEmpty ? options.idColumnName : "id"
-    try AtomicWrite.write(Data(probabilitiesCSV(idColumn: idColumn, findings: model.schema.displayNames, ids: ids, rows: rows).utf8),
+    try AtomicWrite.write(Data(Predictor.probabilitiesCSV(idColumn: idColumn, findings: model.schema.displayNames, ids: ids, rows: rows).utf8),
                           to: URL(fileURLWithPath: output))
     logger.info("wrote \(ids.count) \(zeroShot ? "zero-shot " : "")prediction row(s) to \(output)")
     try writeFailures(failures, to: URL(fileURLWithPath: output + ".failures.csv"), logger: logger)
   }
 }
 
-/// A probabilities CSV: the id column, then one column per finding (display names), six decimals per probability.
-/// - Parameters:
-///   - ids: N row ids; `rows`: N rows of C probabilities in `findings` order.
-func probabilitiesCSV(idColumn: String, findings: [String], ids: [String], rows: [[Double]]) -> String {
-  var text = ([idColumn] + findings).map { csvField($0) }.joined(separator: ",") + "\n"
-  for (id, row) in zip(ids, rows) {
-    text += ([csvField(id)] + row.map { String(format: "%.6f", $0) }).joined(separator: ",") + "\n"
-  }
-  return text
-}

@@ -18,6 +18,18 @@ public struct CohortEmbeddings {
 
   public init() {}
 
+  /// The retrieval pool: the ids with both an image and a text latent, in image order, and their latents row by row.
+  /// - Returns: `ids` (P), `images` and `texts` (`[P, D]` each, row i of both = `ids[i]`); nil when either tower's
+  ///   latents are missing.
+  public func paired() throws -> (ids: [String], images: Tensor, texts: Tensor)? {
+    guard let image, let text else { return nil }
+    let textRow = Dictionary(textIDs.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    let pairs = imageIDs.enumerated().compactMap { i, id in textRow[id].map { (id, i, $0) } }
+    let images = try image.indexSelect(dim: 0, indices: Tensor(pairs.map { Int64($0.1) }))
+    let texts = try text.indexSelect(dim: 0, indices: Tensor(pairs.map { Int64($0.2) }))
+    return (pairs.map(\.0), images, texts)
+  }
+
   /// Writes `embeddings.safetensors` (tensors `image` and `text`, metadata: checkpoint, kind) and `image_ids.csv`,
   /// `text_ids.csv` (one id per row, header `id`) into `folder`, atomically.
   public func write(to folder: URL, metadata: [String: String]) throws {
