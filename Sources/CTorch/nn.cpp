@@ -1,6 +1,7 @@
 // Neural-network functions, losses, autograd and optimizer kernels of the shim.
 #include "internal.hpp"
 
+#include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 
 using ctorch::T;
@@ -14,9 +15,41 @@ ct_status ct_matmul(ct_tensor a, ct_tensor b, ct_tensor *out) { CT_GUARD(*out = 
 ct_status ct_linear(ct_tensor x, ct_tensor w, ct_tensor b, ct_tensor *out) {
   CT_GUARD(*out = wrap(at::linear(T(x), T(w), opt(b))))
 }
+namespace {
+// libtorch 2.x (ConvParams::use_mkldnn, aten/src/ATen/native/Convolution.cpp) sends a CPU float32 convolution to
+// its unoptimised im2col path (slow_conv3d) when batch, groups and kernel are small and N·C·D·H ≤ 20480, although
+// oneDNN would run it 2× faster for the stride-1 3×3×3 convolutions of a lite ResNet's layer3 at batch 1
+// ([1, 256, 6, 12, 12]; docs/PERFORMANCE.md). The heuristic reads dims 0–3 only, so the same convolution with the
+// depth axis moved last (input and kernel permuted alike: the same sums, in another order) goes to oneDNN, forward
+// and backward. Only that case is rerouted: stride 1, one group, CPU float32 outside autocast, batch 1, and the
+// permuted shape crossing the threshold.
+constexpr int64_t kSlowConvThreshold = 20480;
+
+bool reroutes_depth_last(const at::Tensor &x, const at::Tensor &w, const int64_t *stride, int64_t groups) {
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || x.dim() != 5 ||
+      x.is_mkldnn() || groups != 1 || at::autocast::is_autocast_enabled(at::kCPU))
+    return false;
+  if (stride[0] != 1 || stride[1] != 1 || stride[2] != 1) return false;
+  const auto s = x.sizes();
+  if (s[0] != 1 || w.size(-1) > 3 || w.size(-2) > 3) return false;
+  return s[0] * s[1] * s[2] * s[3] <= kSlowConvThreshold && s[0] * s[1] * s[3] * s[4] > kSlowConvThreshold;
+}
+}  // namespace
+
 ct_status ct_conv3d(ct_tensor x, ct_tensor w, ct_tensor b, const int64_t *stride, const int64_t *padding,
                     const int64_t *dilation, int64_t groups, ct_tensor *out) {
-  CT_GUARD(*out = wrap(at::conv3d(T(x), T(w), opt(b), ints(stride, 3), ints(padding, 3), ints(dilation, 3), groups)))
+  CT_GUARD({
+    const at::Tensor &input = T(x), &weight = T(w);
+    if (reroutes_depth_last(input, weight, stride, groups)) {
+      const std::vector<int64_t> s{stride[1], stride[2], stride[0]}, p{padding[1], padding[2], padding[0]},
+          d{dilation[1], dilation[2], dilation[0]};
+      *out = wrap(at::conv3d(input.permute({0, 1, 3, 4, 2}), weight.permute({0, 1, 3, 4, 2}), opt(b), s, p, d, groups)
+                      .permute({0, 1, 4, 2, 3})
+                      .contiguous());
+    } else {
+      *out = wrap(at::conv3d(input, weight, opt(b), ints(stride, 3), ints(padding, 3), ints(dilation, 3), groups));
+    }
+  })
 }
 ct_status ct_batch_norm(ct_tensor x, ct_tensor w, ct_tensor b, ct_tensor rm, ct_tensor rv, bool training,
                         double momentum, double eps, ct_tensor *out) {

@@ -33,6 +33,8 @@ public enum Demo {
     public var quick: Bool
     /// A Hugging Face BERT folder; nil = `.models/all-MiniLM-L6-v2` (`TextModelFolder.resolve`).
     public var textModel: String?
+    /// The forward precision of every training stage (`.bf16`: autocast; weights and optimizer stay fp32).
+    public var precision: Precision = .fp32
     /// Progress lines (stage names, elapsed times, summary).
     public var log: (String) -> Void = { print($0) }
     /// Polled after every optimizer step; true stops after a checkpoint (resume by running again). This and `log`
@@ -98,7 +100,7 @@ public enum Demo {
 
   /// The demo's preset, sized for under 15 minutes on a 2-core CPU (release build; README has the measured time).
   /// `maxTextTokens`: 128 (the paper's CT setting), 64 when quick.
-  public static func config(quick: Bool, maxTextTokens: Int) -> GreenRFMConfig {
+  public static func config(quick: Bool, maxTextTokens: Int, precision: Precision = .fp32) -> GreenRFMConfig {
     var c = GreenRFMConfig()
     c.name = "greenrfm-demo"
     c.description = "GreenRFM demo on a synthetic cohort: lite ResNet3D-18 at 4×4×8 mm, all-MiniLM-L6-v2, short schedules."
@@ -156,6 +158,9 @@ public enum Demo {
     align.checkpointEvery = 100
     align.logEvery = 5
     c.stage2 = align
+    c.stage1Image.precision = precision
+    c.stage1Text.precision = precision
+    c.stage2.precision = precision
     return c
   }
 
@@ -231,7 +236,7 @@ public enum Demo {
     let longest = lengths.max() ?? 2
     // The paper's CT setting (128 tokens), with the impression first (`impressionFirst`); reports are longer.
     let maxTokens = options.quick ? 64 : 128
-    let config = self.config(quick: options.quick, maxTextTokens: maxTokens)
+    let config = self.config(quick: options.quick, maxTextTokens: maxTokens, precision: options.precision)
     try config.validate(source: config.name)
     log("      reports: \(lengths.min() ?? 0)–\(longest) WordPiece tokens (impression first); maxTextTokens \(maxTokens)")
     var textConfig = config

@@ -34,7 +34,11 @@ struct DemoCommand: ParsableCommand {
   @Option(help: "Text encoder: a Hugging Face BERT folder (default: .models/all-MiniLM-L6-v2 or $GREENRFM_TEXT_MODEL).")
   var textModel: String?
 
+  @Option(help: "fp32, or bf16 (autocast in every training stage; see docs/PERFORMANCE.md for its speed and metrics).")
+  var precision: String = "fp32"
+
   func validate() throws {
+    guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be fp32 or bf16") }
     if let train, train < 4 { throw ValidationError("--train must be at least 4") }
     if let valid, valid < 2 { throw ValidationError("--valid must be at least 2") }
   }
@@ -44,6 +48,7 @@ struct DemoCommand: ParsableCommand {
     let outputURL = URL(fileURLWithPath: output).standardizedFileURL
     var options = Demo.Options(output: outputURL, seed: global.seed, device: device, trainCount: train, validCount: valid,
                                quick: quick, textModel: textModel)
+    options.precision = Precision(rawValue: precision)!
     // Unbuffered, so the progress shows as it happens also when stdout is a pipe or a file.
     options.log = { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
     let interrupt = InterruptFlag()

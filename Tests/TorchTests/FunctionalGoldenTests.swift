@@ -28,6 +28,37 @@ struct FunctionalGoldenTests {
     try expectClose(#require(b.grad), golden.tensor("\(name).grad_bias"), .float32, "\(name) bias gradient")
   }
 
+  struct DepthLastParams: Decodable {
+    let stride: [Int]
+    let padding: [Int]
+    let errorY: Double
+    let errorGradX: Double
+    let errorGradWeight: Double
+  }
+
+  /// Batch 1 with N·C·D·H ≤ 20480 < N·C·H·W: `ct_conv3d` runs it through oneDNN with the depth axis last, which sums
+  /// in another order than PyTorch's im2col path that made the golden values. Each result must lie within 4× the
+  /// error of PyTorch's own float32 result against float64 (the file's `error_*`) of the float64 answer, so within
+  /// 5× that error of the golden float32 values.
+  @Test("conv3d rerouted to oneDNN (batch 1, depth last): as exact as PyTorch's own float32 path")
+  func conv3dDepthLast() throws {
+    let name = "conv3d.depthlast"
+    let golden = try GoldenFile.load()
+    let p = try golden.json("\(name).params", as: DepthLastParams.self)
+    let x = try golden.tensor("\(name).x").requiringGrad()
+    let w = try golden.tensor("\(name).weight").requiringGrad()
+    let b = try golden.tensor("\(name).bias").requiringGrad()
+    #expect(x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] <= 20480 && x.shape[1] * x.shape[3] * x.shape[4] > 20480)
+    let y = try Functional.conv3d(x, weight: w, bias: b, stride: p.stride, padding: p.padding)
+    try expectClose(y, golden.tensor("\(name).y"), Tolerance(rtol: 0, atol: 5 * p.errorY), "\(name) output")
+    try (y * golden.tensor("\(name).grad_out")).sum().backward()
+    try expectClose(#require(x.grad), golden.tensor("\(name).grad_x"), Tolerance(rtol: 0, atol: 5 * p.errorGradX),
+                    "\(name) input gradient")
+    try expectClose(#require(w.grad), golden.tensor("\(name).grad_weight"),
+                    Tolerance(rtol: 0, atol: 5 * p.errorGradWeight), "\(name) weight gradient")
+    try expectClose(#require(b.grad), golden.tensor("\(name).grad_bias"), .float32, "\(name) bias gradient")
+  }
+
   struct BatchNormParams: Decodable {
     let momentum: Double
     let eps: Double

@@ -79,6 +79,27 @@ def conv3d_case(case: str, seed: int, x_shape, w_shape, stride, padding) -> None
 
 conv3d_case("conv3d.a", 101, (2, 3, 6, 7, 8), (4, 3, 3, 3, 3), (1, 2, 2), (1, 1, 1))
 conv3d_case("conv3d.patch4", 102, (2, 3, 8, 8, 8), (5, 3, 4, 4, 4), (4, 4, 4), (0, 0, 0))
+# Batch 1 with N·C·D·H = 512 ≤ 20480 < N·C·H·W = 20736: the shape that the shim's ct_conv3d reroutes to oneDNN
+# with the depth axis moved last (a non-cubic kernel and asymmetric padding check that the axes are permuted alike).
+conv3d_case("conv3d.depthlast", 103, (1, 16, 2, 16, 81), (4, 16, 3, 2, 3), (1, 1, 1), (1, 0, 2))
+
+
+def conv3d_error_bounds(case: str) -> None:
+    """Adds to a case's params the largest absolute error of PyTorch's own float32 output and gradients against
+    the same computation in float64 (`error_y`, `error_grad_x`, `error_grad_weight`). A kernel that sums in
+    another order (oneDNN instead of PyTorch's im2col path) is as exact when it stays within a few times these."""
+    p = json.loads(metadata[f"{case}.params"])
+    x = tensors[f"{case}.x"].double().requires_grad_()
+    w = tensors[f"{case}.weight"].double().requires_grad_()
+    b = tensors[f"{case}.bias"].double().requires_grad_()
+    y = F.conv3d(x, w, b, stride=p["stride"], padding=p["padding"])
+    (y * tensors[f"{case}.grad_out"].double()).sum().backward()
+    for name, truth in (("y", y), ("grad_x", x.grad), ("grad_weight", w.grad)):
+        p[f"error_{name}"] = (tensors[f"{case}.{name}"].double() - truth).abs().max().item()
+    metadata[f"{case}.params"] = json.dumps(p, sort_keys=True)
+
+
+conv3d_error_bounds("conv3d.depthlast")
 
 # ---- batch_norm: training (output, running statistics, gradients) and evaluation ----------------------
 g = gen(201)
