@@ -8,6 +8,7 @@
 #include <ATen/Context.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <sstream>
@@ -443,6 +444,67 @@ ct_status ct_normal_(ct_tensor t, double mean, double std, ct_generator g) {
 }
 
 // ---- reductions ----
+extern "C++" {
+namespace {
+template <typename F>
+void count_ge(const at::Tensor &s, const at::Tensor &rt, const at::Tensor &ct, int64_t diagonal, bool exclude,
+              at::Tensor &rows, at::Tensor &cols) {
+  const int64_t R = s.size(0), C = s.size(1);
+  const F *S = s.const_data_ptr<F>(), *RT = rt.const_data_ptr<F>(), *CT = ct.const_data_ptr<F>();
+  int64_t *RC = rows.data_ptr<int64_t>(), *CC = cols.data_ptr<int64_t>();
+  const int threads = std::max<int>(1, std::min<int64_t>(at::get_num_threads(), R));
+  // One column accumulator per block of rows (int32: a block has fewer than 2^31 rows), summed at the end.
+  std::vector<std::vector<int32_t>> partial(threads, std::vector<int32_t>(C, 0));
+  at::parallel_for(0, threads, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      int32_t *acc = partial[b].data();
+      for (int64_t i = R * b / threads; i < R * (b + 1) / threads; ++i) {
+        const F *row = S + i * C;
+        const F t = RT[i];
+        int64_t n = 0;
+        for (int64_t j = 0; j < C; ++j) {
+          const F v = row[j];
+          n += v >= t;
+          acc[j] += v >= CT[j];
+        }
+        const int64_t d = i + diagonal;
+        if (exclude && d >= 0 && d < C) {
+          n -= row[d] >= t;
+          acc[d] -= row[d] >= CT[d];
+        }
+        RC[i] = n;
+      }
+    }
+  });
+  for (int64_t j = 0; j < C; ++j) {
+    int64_t n = 0;
+    for (int b = 0; b < threads; ++b) n += partial[b][j];
+    CC[j] = n;
+  }
+}
+}  // namespace
+}  // extern "C++"
+
+ct_status ct_count_ge(ct_tensor s, ct_tensor row_threshold, ct_tensor col_threshold, int64_t diagonal,
+                      bool exclude_diagonal, ct_tensor *row_counts, ct_tensor *col_counts) {
+  CT_GUARD({
+    const at::Tensor x = T(s).contiguous(), rt = T(row_threshold).contiguous(), ct = T(col_threshold).contiguous();
+    TORCH_CHECK(x.dim() == 2 && x.device().is_cpu(), "count_ge needs a 2-D CPU tensor, got ", x.sizes(), " on ",
+                x.device());
+    TORCH_CHECK(rt.dim() == 1 && rt.size(0) == x.size(0) && ct.dim() == 1 && ct.size(0) == x.size(1),
+                "count_ge thresholds ", rt.sizes(), " and ", ct.sizes(), " do not fit ", x.sizes());
+    TORCH_CHECK(rt.scalar_type() == x.scalar_type() && ct.scalar_type() == x.scalar_type() && rt.device().is_cpu() &&
+                    ct.device().is_cpu(),
+                "count_ge thresholds must be CPU tensors of the similarity's dtype");
+    at::Tensor rows = at::empty({x.size(0)}, at::kLong), cols = at::empty({x.size(1)}, at::kLong);
+    if (x.scalar_type() == at::kFloat) count_ge<float>(x, rt, ct, diagonal, exclude_diagonal, rows, cols);
+    else if (x.scalar_type() == at::kDouble) count_ge<double>(x, rt, ct, diagonal, exclude_diagonal, rows, cols);
+    else TORCH_CHECK(false, "count_ge supports float32 and float64, got ", x.scalar_type());
+    *row_counts = wrap(std::move(rows));
+    *col_counts = wrap(std::move(cols));
+  })
+}
+
 ct_status ct_reduce(ct_reduce_op op, ct_tensor t, const int64_t *dims, int64_t ndims, bool keepdim,
                     ct_tensor *out) {
   CT_GUARD({

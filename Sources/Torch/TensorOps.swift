@@ -252,6 +252,25 @@ extension Tensor {
 
   /// Sum over `dims` (all dimensions when empty).
   public func sum(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(CT_SUM, dims, keepDim, "sum") }
+
+  /// Threshold counts of a 2-D similarity block in one pass, without temporaries (the kernel of Recall@K ranks):
+  /// for self `[R, C]` (CPU, float32 or float64), returns `rows[i]` = #{j : self[i, j] ≥ rowThreshold[i]} and
+  /// `columns[j]` = #{i : self[i, j] ≥ columnThreshold[j]}, both int64. Same counts as
+  /// `self.ge(rowThreshold.unsqueeze(1)).sum(dims: [1])` and `self.ge(columnThreshold.unsqueeze(0)).sum(dims: [0])`,
+  /// which materialise two `[R, C]` temporaries.
+  /// - Parameters: rowThreshold `[R]`, columnThreshold `[C]`, both of self's dtype, on the CPU.
+  /// - Throws: `TorchError.libtorch` for another device, dtype or shape.
+  /// - Parameter excludingDiagonal: when given as k, the entries (i, i + k) are left out of both counts (a
+  ///   retrieval block's self pairs).
+  public func countGreaterOrEqual(rowThreshold: Tensor, columnThreshold: Tensor, excludingDiagonal: Int? = nil) throws
+    -> (rows: Tensor, columns: Tensor)
+  {
+    let (r, c) = try make2("countGreaterOrEqual of \(shape)") {
+      ct_count_ge(handle, rowThreshold.handle, columnThreshold.handle, Int64(excludingDiagonal ?? 0),
+                  excludingDiagonal != nil, $0, $1)
+    }
+    return (r, c)
+  }
   /// Mean over `dims` (all dimensions when empty).
   public func mean(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor {
     try reduce(CT_MEAN, dims, keepDim, "mean")

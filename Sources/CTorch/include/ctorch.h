@@ -196,6 +196,14 @@ ct_status ct_relu_(ct_tensor _Nonnull t);
 /* ndims == 0 reduces over every dimension. CT_ANY/CT_ALL take exactly one dimension or none. */
 ct_status ct_reduce(ct_reduce_op op, ct_tensor _Nonnull t, const int64_t *_Nullable dims, int64_t ndims,
                     bool keepdim, ct_tensor _Nullable *_Nonnull out);
+/// Retrieval rank counts in one pass over a similarity block, without temporaries: for s `[R, C]` (CPU, float32
+/// or float64), row_threshold `[R]` and col_threshold `[C]` of the same dtype, returns row_counts `[R]` int64 with
+/// row_counts[i] = #{j : s[i, j] >= row_threshold[i]} and col_counts `[C]` int64 with
+/// col_counts[j] = #{i : s[i, j] >= col_threshold[j]}; with exclude_diagonal, the entries (i, i + diagonal) are
+/// left out of both. Rows are split over libtorch's intra-op threads.
+ct_status ct_count_ge(ct_tensor _Nonnull s, ct_tensor _Nonnull row_threshold, ct_tensor _Nonnull col_threshold,
+                      int64_t diagonal, bool exclude_diagonal, ct_tensor _Nullable *_Nonnull row_counts,
+                      ct_tensor _Nullable *_Nonnull col_counts);
 ct_status ct_max_dim(ct_tensor _Nonnull t, int64_t dim, bool keepdim, ct_tensor _Nullable *_Nonnull values,
                      ct_tensor _Nullable *_Nonnull indices);
 ct_status ct_min_dim(ct_tensor _Nonnull t, int64_t dim, bool keepdim, ct_tensor _Nullable *_Nonnull values,

@@ -83,14 +83,16 @@ public enum Retrieval {
   ///   - textLatents: `[N, D]`, row i the report of volume i.
   ///   - similarity: `.dot` (default, as in training) or `.cosine`.
   ///   - ks: the Ks of Recall@K.
-  ///   - chunkSize: report rows per `[chunk, N]` similarity block (memory ≈ chunk · N · 4 bytes · 3 for float32).
+  ///   - chunkSize: report rows per chunk (off the CPU, memory ≈ chunk · N · 4 bytes · 3 for float32).
+  ///   - blockColumns: on the CPU, image columns per `[chunk, blockColumns]` similarity block, counted in one fused
+  ///     pass (`Tensor.countGreaterOrEqual`); memory ≈ chunk · blockColumns · 4 bytes.
   /// - Throws: `TorchError` from libtorch.
   /// - Traps: when the shapes differ or are not 2-D.
   public static func crossModal(imageLatents: Tensor, textLatents: Tensor, similarity: Similarity = .dot,
-                                ks: [Int] = defaultKs, chunkSize: Int = 512) throws -> CrossModal {
+                                ks: [Int] = defaultKs, chunkSize: Int = 512, blockColumns: Int = 8192) throws -> CrossModal {
     precondition(imageLatents.rank == 2 && imageLatents.shape == textLatents.shape,
                  "Retrieval.crossModal: image latents \(imageLatents.shape) and text latents \(textLatents.shape) must both be [N, D]")
-    precondition(chunkSize >= 1, "Retrieval.crossModal: chunkSize must be at least 1")
+    precondition(chunkSize >= 1 && blockColumns >= 1, "Retrieval.crossModal: chunkSize and blockColumns must be at least 1")
     return try withNoGrad {
       let n = imageLatents.shape[0]
       let images = try prepared(imageLatents, similarity)
@@ -112,22 +114,44 @@ public enum Retrieval {
       var start = 0
       while start < n {
         let len = Swift.min(chunkSize, n - start)
-        let s = try texts.narrow(dim: 0, start: start, length: len).matmul(imagesT)  // [len, N]: s[t, i]
+        let textChunk = try texts.narrow(dim: 0, start: start, length: len)
         let dChunk = try paired.narrow(dim: 0, start: start, length: len)
-        // Self comparisons: s[t, t] >= d[t] (true up to the rounding of matmul against the elementwise sum).
-        let diagIndex = try Tensor.arange(Double(start), Double(start + len), device: s.device).unsqueeze(dim: 1)
-        let selfGE = try s.gather(dim: 1, indices: diagIndex).squeeze(dim: 1).ge(dChunk).to(.int64)  // [len]
-        // Report → volume: for each text row t, images i with s[t, i] >= d[t].
-        let rowCounts = try s.ge(dChunk.unsqueeze(dim: 1)).sum(dims: [1]) - selfGE
+        let rowCounts: Tensor
+        if images.device == .cpu {
+          // One fused pass per [len, blockColumns] block (a block of 512 × 8192 float32 stays in the L3 cache and
+          // its product runs at the BLAS's best rate on this shape; docs/PERFORMANCE.md): report → volume counts
+          // images i with s[t, i] >= d[t], volume → report counts texts t with s[t, i] >= d[i], both leaving out
+          // the pair itself (i = t) from the same block's value.
+          var rows = try Tensor.zeros([len], dtype: .int64)
+          var j0 = 0
+          while j0 < n {
+            let width = Swift.min(blockColumns, n - j0)
+            let block = try textChunk.matmul(images.narrow(dim: 0, start: j0, length: width).t())  // [len, width]
+            let (r, c) = try block.countGreaterOrEqual(
+              rowThreshold: dChunk, columnThreshold: paired.narrow(dim: 0, start: j0, length: width),
+              excludingDiagonal: start - j0)
+            rows = try rows + r
+            let columns = try imageCounts.narrow(dim: 0, start: j0, length: width)
+            try columns.copyFrom(columns + c)
+            j0 += width
+          }
+          rowCounts = rows
+        } else {
+          let s = try textChunk.matmul(imagesT)  // [len, N]: s[t, i]
+          // Self comparisons: s[t, t] >= d[t] (true up to the rounding of matmul against the elementwise sum).
+          let diagIndex = try Tensor.arange(Double(start), Double(start + len), device: s.device).unsqueeze(dim: 1)
+          let selfGE = try s.gather(dim: 1, indices: diagIndex).squeeze(dim: 1).ge(dChunk).to(.int64)  // [len]
+          // Report → volume: for each text row t, images i with s[t, i] >= d[t].
+          rowCounts = try s.ge(dChunk.unsqueeze(dim: 1)).sum(dims: [1]) - selfGE
+          // Volume → report: for each image column i, texts t in this chunk with s[t, i] >= d[i].
+          imageCounts = try imageCounts + s.ge(pairedRow).sum(dims: [0]).to(.int64)
+          let selfPadded = try Tensor.zeros([n], dtype: .int64, device: s.device)
+          try selfPadded.narrow(dim: 0, start: start, length: len).copyFrom(selfGE)
+          imageCounts = try imageCounts - selfPadded
+        }
         for (k, c) in try rowCounts.to(.int64).to(.cpu).scalars(as: Int64.self).enumerated() {
           textRanks[start + k] = 1 + Int(c)
         }
-        // Volume → report: for each image column i, texts t in this chunk with s[t, i] >= d[i].
-        let colCounts = try s.ge(pairedRow).sum(dims: [0]).to(.int64)
-        imageCounts = try imageCounts + colCounts
-        let selfPadded = try Tensor.zeros([n], dtype: .int64, device: s.device)
-        try selfPadded.narrow(dim: 0, start: start, length: len).copyFrom(selfGE)
-        imageCounts = try imageCounts - selfPadded
         start += len
       }
       let imageRanks = try imageCounts.to(.cpu).scalars(as: Int64.self).map { 1 + Int($0) }
