@@ -10,20 +10,20 @@ import Torch
   nonisolated(unsafe) static let retrieval = MetricsGolden.object["retrieval"] as! [[String: Any]]
   nonisolated(unsafe) static let maps = MetricsGolden.object["map"] as! [[String: Any]]
 
-  /// Report rows per chunk × image columns per CPU block: one block per chunk, and blocks narrower than a chunk so
-  /// that a chunk's self pairs fall across block edges.
-  @Test(arguments: [(1, 8192), (7, 8192), (512, 8192), (7, 5), (3, 4), (16, 3)])
-  func recallAndRanksMatchNumPy(chunkSize: Int, blockColumns: Int) throws {
+  /// Report rows per chunk × images per CPU block: one block per chunk, and blocks smaller than a chunk so that a
+  /// chunk's self pairs fall across block edges.
+  @Test(arguments: [(1, 4096), (7, 4096), (512, 4096), (7, 5), (3, 4), (16, 3)])
+  func recallAndRanksMatchNumPy(chunkSize: Int, imagesPerBlock: Int) throws {
     for dataset in Self.retrieval {
       let images = try MetricsGolden.tensor(dataset["images"]), texts = try MetricsGolden.tensor(dataset["texts"])
       let ks = MetricsGolden.ints(dataset["ks"])
       for result in dataset["results"] as! [[String: Any]] {
         let sim = Similarity(rawValue: result["similarity"] as! String)!
         let r = try Retrieval.crossModal(imageLatents: images, textLatents: texts, similarity: sim, ks: ks, chunkSize: chunkSize,
-                                         blockColumns: blockColumns)
+                                         imagesPerBlock: imagesPerBlock)
         for (direction, got) in [("reportToVolume", r.reportToVolume), ("volumeToReport", r.volumeToReport)] {
           let e = result[direction] as! [String: Any]
-          let what = "\(dataset["name"]!) \(sim) \(direction) chunk \(chunkSize) block \(blockColumns)"
+          let what = "\(dataset["name"]!) \(sim) \(direction) chunk \(chunkSize) block \(imagesPerBlock)"
           #expect(got.ranks == MetricsGolden.ints(e["ranks"]), "\(what) ranks")
           let recall = e["recall"] as! [String: Any]
           for k in ks {

@@ -84,15 +84,15 @@ public enum Retrieval {
   ///   - similarity: `.dot` (default, as in training) or `.cosine`.
   ///   - ks: the Ks of Recall@K.
   ///   - chunkSize: report rows per chunk (off the CPU, memory ≈ chunk · N · 4 bytes · 3 for float32).
-  ///   - blockColumns: on the CPU, image columns per `[chunk, blockColumns]` similarity block, counted in one fused
-  ///     pass (`Tensor.countGreaterOrEqual`); memory ≈ chunk · blockColumns · 4 bytes.
+  ///   - imagesPerBlock: on the CPU, images per `[imagesPerBlock, chunk]` similarity block, counted in one fused
+  ///     pass (`Tensor.countGreaterOrEqual`); memory ≈ chunk · imagesPerBlock · 4 bytes.
   /// - Throws: `TorchError` from libtorch.
   /// - Traps: when the shapes differ or are not 2-D.
   public static func crossModal(imageLatents: Tensor, textLatents: Tensor, similarity: Similarity = .dot,
-                                ks: [Int] = defaultKs, chunkSize: Int = 512, blockColumns: Int = 8192) throws -> CrossModal {
+                                ks: [Int] = defaultKs, chunkSize: Int = 512, imagesPerBlock: Int = 4096) throws -> CrossModal {
     precondition(imageLatents.rank == 2 && imageLatents.shape == textLatents.shape,
                  "Retrieval.crossModal: image latents \(imageLatents.shape) and text latents \(textLatents.shape) must both be [N, D]")
-    precondition(chunkSize >= 1 && blockColumns >= 1, "Retrieval.crossModal: chunkSize and blockColumns must be at least 1")
+    precondition(chunkSize >= 1 && imagesPerBlock >= 1, "Retrieval.crossModal: chunkSize and imagesPerBlock must be at least 1")
     return try withNoGrad {
       let n = imageLatents.shape[0]
       let images = try prepared(imageLatents, similarity)
@@ -118,21 +118,22 @@ public enum Retrieval {
         let dChunk = try paired.narrow(dim: 0, start: start, length: len)
         let rowCounts: Tensor
         if images.device == .cpu {
-          // One fused pass per [len, blockColumns] block (a block of 512 × 8192 float32 stays in the L3 cache and
-          // its product runs at the BLAS's best rate on this shape; docs/PERFORMANCE.md): report → volume counts
-          // images i with s[t, i] >= d[t], volume → report counts texts t with s[t, i] >= d[i], both leaving out
-          // the pair itself (i = t) from the same block's value.
+          // One fused pass per [imagesPerBlock, len] block of s transposed (a block of 4096 × 512 float32 stays in
+          // the cache, and images · textsᵀ with textsᵀ contiguous runs at the BLAS's best rate on this shape;
+          // docs/PERFORMANCE.md): volume → report counts texts t with s[t, i] >= d[i], report → volume counts
+          // images i with s[t, i] >= d[t], both leaving out the pair itself (i = t) from the same block's value.
+          let textChunkT = try textChunk.t().contiguous()  // [D, len]
           var rows = try Tensor.zeros([len], dtype: .int64)
           var j0 = 0
           while j0 < n {
-            let width = Swift.min(blockColumns, n - j0)
-            let block = try textChunk.matmul(images.narrow(dim: 0, start: j0, length: width).t())  // [len, width]
-            let (r, c) = try block.countGreaterOrEqual(
-              rowThreshold: dChunk, columnThreshold: paired.narrow(dim: 0, start: j0, length: width),
-              excludingDiagonal: start - j0)
-            rows = try rows + r
+            let width = Swift.min(imagesPerBlock, n - j0)
+            let block = try images.narrow(dim: 0, start: j0, length: width).matmul(textChunkT)  // [width, len]
+            let (perImage, perText) = try block.countGreaterOrEqual(
+              rowThreshold: paired.narrow(dim: 0, start: j0, length: width), columnThreshold: dChunk,
+              excludingDiagonal: j0 - start)
+            rows = try rows + perText
             let columns = try imageCounts.narrow(dim: 0, start: j0, length: width)
-            try columns.copyFrom(columns + c)
+            try columns.copyFrom(columns + perImage)
             j0 += width
           }
           rowCounts = rows
