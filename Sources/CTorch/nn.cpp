@@ -1,6 +1,7 @@
 // Neural-network functions, losses, autograd and optimizer kernels of the shim.
 #include "internal.hpp"
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 
@@ -30,6 +31,9 @@ bool reroutes_depth_last(const at::Tensor &x, const at::Tensor &w, const int64_t
       x.is_mkldnn() || groups != 1 || at::autocast::is_autocast_enabled(at::kCPU))
     return false;
   if (stride[0] != 1 || stride[1] != 1 || stride[2] != 1) return false;
+  if (w.dim() != 5 || w.size(1) != x.size(1)) return false;  // let libtorch report a malformed call as it is
+  // libtorch keeps single-threaded 1×1×1 convolutions on its own path whatever the shape.
+  if (w.size(-1) == 1 && w.size(-2) == 1 && at::get_num_threads() == 1) return false;
   const auto s = x.sizes();
   if (s[0] != 1 || w.size(-1) > 3 || w.size(-2) > 3) return false;
   return s[0] * s[1] * s[2] * s[3] <= kSlowConvThreshold && s[0] * s[1] * s[3] * s[4] > kSlowConvThreshold;

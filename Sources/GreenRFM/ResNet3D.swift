@@ -133,12 +133,8 @@ public final class ResNet3D18: Module {
   /// The pooled 512-d features.
   /// - Parameter x: `[N, C, D, H, W]` (C = `inChannels`).
   /// - Returns: `[N, 512]`.
-  ///
-  /// On the CPU the input enters in channels-last order (`MemoryFormat.channelsLast3d`), which oneDNN's 3D
-  /// convolutions prefer: a lite training step at 96×192×192 is about 5 % faster (docs/PERFORMANCE.md). The
-  /// values are the same; only the memory order of the activations differs.
   public func features(_ x: Tensor) throws -> Tensor {
-    var h = try stem(x.device == .cpu ? x.contiguous(.channelsLast3d) : x)
+    var h = try stem(x)
     for l in layers { h = try l(h) }
     return try Functional.adaptiveAvgPool3d(h, outputSize: [1, 1, 1]).flatten(startDim: 1)
   }

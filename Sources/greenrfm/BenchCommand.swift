@@ -106,6 +106,7 @@ struct BenchStats {
   init(_ times: [Double]) { self.times = times }
 
   var median: Double {
+    guard !times.isEmpty else { return .nan }
     let s = times.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
   }
@@ -199,7 +200,7 @@ extension BenchCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
-      guard batchSize >= 1, steps >= 1, warmup >= 0 else { throw ValidationError("--batch-size and --steps must be at least 1") }
+      guard batchSize >= 1, steps >= 1, warmup >= 0 else { throw ValidationError("--batch-size and --steps must be at least 1, --warmup at least 0") }
       guard parseSize(size) != nil else { throw ValidationError("--size must be three positive integers D,H,W") }
     }
 
@@ -249,7 +250,7 @@ extension BenchCommand {
 
     func validate() throws {
       guard batchSize >= 1, tokens >= 2, steps >= 1, warmup >= 0 else {
-        throw ValidationError("--batch-size and --steps must be at least 1, --tokens at least 2")
+        throw ValidationError("--batch-size and --steps must be at least 1, --tokens at least 2, --warmup at least 0")
       }
     }
 
@@ -300,8 +301,10 @@ extension BenchCommand {
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Volume files (.nii, .nii.gz, .npz) or DICOM series folders.") var volumes: [String]
-    @Option(help: "Cache folder; emptied first unless --keep-cache.") var cache: String
-    @Flag(help: "Keep the cache folder's contents (phase 1 then measures cache hits).") var keepCache = false
+    @Option(help: "Cache folder: a new or empty folder (default: a fresh temporary folder, removed afterwards).")
+    var cache: String?
+    @Flag(help: "Allow a --cache folder that already holds a cache (phase 1 then measures cache hits).")
+    var keepCache = false
     @Option(help: "Preprocessing protocol: chest-ct, abdomen-ct or mri.") var `protocol`: String = "chest-ct"
     @Option(help: "Volumes per batch.") var batchSize: Int = 1
     @Option(help: "Loader threads.") var workers: Int = 2
@@ -317,7 +320,15 @@ extension BenchCommand {
       let schema = try LabelSchema.load("chest-ct-18")
       let cohort = CohortLayout.volumeFiles(volumes.map { URL(fileURLWithPath: $0) }, schema: schema)
       for s in cohort.skipped { FileHandle.standardError.write(Data("skipped \(s.id): \(s.reason)\n".utf8)) }
-      if !keepCache { try? FileManager.default.removeItem(atPath: cache) }
+      // Never delete a folder the user named: it must be new or empty unless --keep-cache says to reuse it.
+      let fm = FileManager.default
+      let ownFolder = cache == nil
+      let cache = self.cache ?? fm.temporaryDirectory.appendingPathComponent("greenrfm-bench-loader-\(UUID().uuidString)").path
+      if !ownFolder, !keepCache, let entries = try? fm.contentsOfDirectory(atPath: cache), !entries.isEmpty {
+        throw ValidationError("--cache \(cache) is not empty (\(entries.count) entries); name a new or empty folder, or "
+                              + "pass --keep-cache to measure an existing cache")
+      }
+      defer { if ownFolder { try? fm.removeItem(atPath: cache) } }
       var config = try VolumeLoaderConfig.training(protocol: `protocol`, cacheFolder: cache, batchSize: batchSize,
                                                    workers: workers, seed: global.seed)
       config.dropLast = false
@@ -373,9 +384,16 @@ extension BenchCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Pool size N.") var count: Int = 50_000
     @Option(help: "Latent size D.") var dim: Int = 768
-    @Option(help: "Report rows per similarity block.") var chunk: Int = 512
+    @Option(help: "Report rows per chunk.") var chunk: Int = 512
+    @Option(help: "Images per similarity block (CPU).") var imagesPerBlock: Int = 4096
     @Option(help: "Timed runs.") var steps: Int = 3
     @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func validate() throws {
+      guard count >= 2, dim >= 1, chunk >= 1, imagesPerBlock >= 1, steps >= 1 else {
+        throw ValidationError("--count must be at least 2; --dim, --chunk, --images-per-block and --steps at least 1")
+      }
+    }
 
     func run() throws {
       _ = try global.apply()
@@ -386,11 +404,12 @@ extension BenchCommand {
       try texts.addInPlace(images)
       var r: Retrieval.CrossModal?
       let times = try BenchStats.time(warmup: 0, steps: steps) {
-        r = try Retrieval.crossModal(imageLatents: images, textLatents: texts, chunkSize: chunk)
+        r = try Retrieval.crossModal(imageLatents: images, textLatents: texts, chunkSize: chunk,
+                                     imagesPerBlock: imagesPerBlock)
       }
       var result = BenchStats(times).json
       result.merge([
-        "count": count, "dim": dim, "chunk": chunk,
+        "count": count, "dim": dim, "chunk": chunk, "images_per_block": imagesPerBlock,
         "recall@1": r!.reportToVolume.recall(atK: 1)!, "recall@5": r!.reportToVolume.recall(atK: 5)!,
         "recall@10": r!.reportToVolume.recall(atK: 10)!, "volumeToReport/recall@1": r!.volumeToReport.recall(atK: 1)!,
         "median_rank": r!.reportToVolume.medianRank,
@@ -409,6 +428,10 @@ extension BenchCommand {
     @Option(help: "Timed products.") var steps: Int = 5
     @Option(help: "fp32 or bf16.") var precision: TrainStep.Precision = .fp32
     @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func validate() throws {
+      guard size >= 1, steps >= 1 else { throw ValidationError("--size and --steps must be at least 1") }
+    }
 
     func run() throws {
       _ = try global.apply()

@@ -34,7 +34,7 @@ struct DemoCommand: ParsableCommand {
   @Option(help: "Text encoder: a Hugging Face BERT folder (default: .models/all-MiniLM-L6-v2 or $GREENRFM_TEXT_MODEL).")
   var textModel: String?
 
-  @Option(help: "fp32, or bf16 (autocast in every training stage; see docs/PERFORMANCE.md for its speed and metrics).")
+  @Option(help: "fp32, or bf16 (autocast in every training stage; on a CPU the demo's small volumes hit a oneDNN bf16 bug and stop at the first step, see docs/PERFORMANCE.md).")
   var precision: String = "fp32"
 
   func validate() throws {

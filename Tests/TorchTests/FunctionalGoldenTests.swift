@@ -37,9 +37,9 @@ struct FunctionalGoldenTests {
   }
 
   /// Batch 1 with N·C·D·H ≤ 20480 < N·C·H·W: `ct_conv3d` runs it through oneDNN with the depth axis last, which sums
-  /// in another order than PyTorch's im2col path that made the golden values. Each result must lie within 4× the
-  /// error of PyTorch's own float32 result against float64 (the file's `error_*`) of the float64 answer, so within
-  /// 5× that error of the golden float32 values.
+  /// in another order than PyTorch's im2col path that made the golden values. Each result must lie within 5× the
+  /// error of PyTorch's own float32 result against float64 (the file's `error_*`) of the golden float32 values
+  /// (so within 6× that error of the float64 answer).
   @Test("conv3d rerouted to oneDNN (batch 1, depth last): as exact as PyTorch's own float32 path")
   func conv3dDepthLast() throws {
     let name = "conv3d.depthlast"

@@ -232,6 +232,8 @@ public enum Retrieval {
 
   /// The latents ready for dot products: L2-normalised rows for `.cosine`, as given for `.dot`.
   static func prepared(_ x: Tensor, _ similarity: Similarity) throws -> Tensor {
+    // The CPU counting kernel takes float32 and float64; half-precision latents are ranked in float32.
+    let x = x.device == .cpu && x.dtype != .float32 && x.dtype != .float64 ? try x.to(.float32) : x
     switch similarity {
     case .dot: return x
     case .cosine: return try x / x.norm(dims: [1], keepDim: true).clamp(min: 1e-12)
