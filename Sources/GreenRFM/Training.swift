@@ -201,7 +201,7 @@ public final class Trainer {
           .filter { !$0.parameters.isEmpty }
       }
     }
-    let optimizer = try AdamW(groups: groups, learningRate: train.learningRate)
+    let optimizer = try AdamW(groups: groups, learningRate: train.learningRate, eps: train.adamEpsilon)
     // A warm-up longer than a (short) run is cut to a tenth of it.
     let warmup = train.warmupSteps < total ? train.warmupSteps : total / 10
     let schedule = try CosineWithWarmup(baseLR: train.learningRate, warmupSteps: warmup, totalSteps: max(total, 1),

@@ -122,8 +122,8 @@ public final class BatchNorm3d: Module {
   }
 
   /// Training-mode batch norm over the statistics of every rank's batch. Each rank sends, per channel, its sum S_r,
-  /// M2_r + S_r²/n_r (M2_r: the sum of squared deviations from its own mean) and its count n_r, in float64, so
-  /// that the global variance (Σ(M2_r + S_r²/n_r) − S²/n) / n loses no precision to cancellation. Normalises with
+  /// M2_r + S_r²/n_r (M2_r: the sum of squared deviations from its own mean) and its count n_r, computed in
+  /// float64, so that the global variance (Σ(M2_r + S_r²/n_r) − S²/n) / n loses no precision to cancellation. Normalises with
   /// the biased variance and updates the running variance with the unbiased one, as `torch.nn.SyncBatchNorm`.
   func synchronisedForward(_ x: Tensor, _ reduce: (Tensor) throws -> Tensor) throws -> Tensor {
     let c = weight.count
@@ -131,10 +131,13 @@ public final class BatchNorm3d: Module {
     let dims = [0] + Array(2..<x.rank)
     let shape = [1, c] + Array(repeating: 1, count: x.rank - 2)
     let xf = try x.to(.float32)
+    // The statistics in float64: then they agree between ways of splitting a batch to far below float32's
+    // resolution, and the normalisation below is the same float32 arithmetic however the batch was split.
+    let xd = try x.to(.float64)
     let nLocal = Double(x.count / c)
-    let localMean = try xf.mean(dims: dims)
-    let m2 = try (xf - localMean.view(shape)).square().sum(dims: dims).to(.float64)
-    let sum = try (localMean * nLocal).to(.float64)
+    let localMean = try xd.mean(dims: dims)
+    let m2 = try (xd - localMean.view(shape)).square().sum(dims: dims)
+    let sum = try localMean * nLocal
     let stats = try Tensor.cat([sum, m2 + sum.square() / nLocal,
                                 Tensor.full([1], value: nLocal, dtype: .float64, device: x.device)])
     let total = try reduce(stats)
