@@ -22,6 +22,10 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #if defined(CT_WITH_NCCL)
+// GREENRFM_NCCL=1 builds (Package.swift): libtorch_cuda's c10d::ProcessGroupNCCL. Untested (no GPU here).
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -140,7 +144,8 @@ ct_status ct_dist_init(const char *master_addr, int32_t master_port, int32_t ran
       group->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world_size, options);
 #else
       throw std::invalid_argument(
-          "the nccl backend is not compiled in (build with GREENRFM_CUDA=1 against a CUDA libtorch); use gloo");
+          "the nccl backend is not compiled in (build with GREENRFM_CUDA=1 GREENRFM_NCCL=1 against a CUDA libtorch); "
+          "use gloo");
 #endif
     } else {
       throw std::invalid_argument("unknown backend '" + kind + "' (gloo or nccl)");

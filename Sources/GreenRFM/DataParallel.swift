@@ -61,7 +61,7 @@ public enum DataParallel {
 
   /// Every rank must gather the same number of rows (a volume that fails to load makes its batch smaller).
   static func checkSameRows(_ n: Int, group: ProcessGroup) throws {
-    let counts: [Int64] = try group.allGather(try Tensor([Int64(n)], shape: [1])).scalars()
+    let counts = try group.allGather([Int64(n)])
     guard Set(counts).count == 1 else {
       throw GreenRFMError.invalidData(
         path: "rank \(group.rank)", reason: "the ranks' batches differ in size (\(counts.map(String.init).joined(separator: ", ")) items); "

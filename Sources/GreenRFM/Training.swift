@@ -222,7 +222,7 @@ public final class Trainer {
       (step, epoch, nextBatch, lastMetrics) = (record.step, record.epoch, record.nextBatch, record.metrics)
       if run.group != nil {
         // Every rank reads the checkpoint (the output folder is shared); they must all continue from the same one.
-        let steps: [Int64] = try run.group!.allGather(try Tensor([Int64(step)], shape: [1])).scalars()
+        let steps = try run.group!.allGather([Int64(step)])
         guard Set(steps).count == 1 else {
           throw GreenRFMError.checkpoint(path: folder.path, reason: "the ranks found different checkpoints (steps \(steps)); "
             + "--resume of a data-parallel run needs the same --output folder visible to every rank")
@@ -264,9 +264,7 @@ public final class Trainer {
     func stopRequested() throws -> Bool {
       let local = shouldStop()
       guard let group, group.worldSize > 1 else { return local }
-      let flag = try Tensor([Float(local ? 1 : 0)], shape: [1])
-      try group.allReduce(flag, op: .max)
-      return try flag.item() > 0
+      return try group.allReduce([local ? 1 : 0], op: .max)[0] > 0
     }
 
     func save() throws {

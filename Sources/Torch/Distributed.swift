@@ -63,6 +63,8 @@ public final class ProcessGroup: @unchecked Sendable {
   public let rank: Int
   public let worldSize: Int
   public let backend: String
+  /// Where this group's collectives take their tensors: the CPU for Gloo, `cuda:LOCAL_RANK` for NCCL.
+  public let device: Device
 
   /// Joins the group. Rank 0 hosts the store and waits for the others; the others connect to it.
   /// - Parameters: `backend`: "gloo" or "nccl"; `timeoutSeconds`: the rendezvous and every collective.
@@ -77,6 +79,19 @@ public final class ProcessGroup: @unchecked Sendable {
     rank = env.rank
     worldSize = env.worldSize
     self.backend = backend
+    device = backend == "nccl" ? .cuda(env.localRank) : .cpu
+  }
+
+  /// Small host values (flags, counts) reduced over the ranks through a tensor on the group's device.
+  public func allReduce(_ values: [Float], op: ReduceOp) throws -> [Float] {
+    let t = try Tensor(values, shape: [values.count]).to(device)
+    try allReduce(t, op: op)
+    return try t.to(.cpu).scalars()
+  }
+
+  /// Every rank's host values (the same count on every rank), in rank order.
+  public func allGather(_ values: [Int64]) throws -> [Int64] {
+    try allGather(try Tensor(values, shape: [values.count]).to(device)).to(.cpu).scalars()
   }
 
   deinit { ct_dist_free(handle) }
@@ -138,9 +153,7 @@ public final class ProcessGroup: @unchecked Sendable {
     try withNoGrad {
       // Parameters with a gradient on some rank take part (with zeros where a rank has none); those without a
       // gradient on every rank stay without one, so that the optimizer skips them as in a single process.
-      let has = try Tensor(parameters.map { $0.grad == nil ? Float(0) : Float(1) }, shape: [parameters.count])
-      try allReduce(has, op: .max)
-      let flags: [Float] = try has.scalars()
+      let flags = try allReduce(parameters.map { $0.grad == nil ? Float(0) : Float(1) }, op: .max)
       var grads: [Tensor] = []
       for (p, flag) in zip(parameters, flags) where flag > 0 {
         if p.grad == nil { try p.setGrad(try Tensor.zeros(p.shape, dtype: p.dtype, device: p.device)) }
