@@ -15,9 +15,16 @@ mkdir -p "$WORK"
 if [ ! -f "$WORK/synth/train_labels.csv" ]; then
   "$BIN" synth --output "$WORK/synth" --train 32 --valid 1 --threads 2 >/dev/null 2>&1
 fi
+# The lite preset with a metrics line after every step.
+python3 - "$(dirname "$0")/../Sources/GreenRFM/Presets/greenrfm-lite.json" "$WORK/lite-log1.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["stage1Image"]["logEvery"] = 1
+json.dump(c, open(sys.argv[2], "w"))
+PY
 cohort=(--layout ct-rate --volumes "$WORK/synth/train" --reports "$WORK/synth/train_reports.csv"
         --labels "$WORK/synth/train_labels.csv" --schema chest-ct-18)
-common=(train stage1 --modality image --preset greenrfm-lite --cache "$WORK/cache" --threads 1 --workers 1
+common=(train stage1 --modality image --preset "$WORK/lite-log1.json" --cache "$WORK/cache" --threads 1 --workers 1
         --batch-size "$BATCH" --max-steps "$STEPS" --checkpoint-every 1000 "${cohort[@]}")
 median() {  # median time/stepSeconds of steps 2.. in a metrics.jsonl
   python3 - "$1" <<'PY'
@@ -29,7 +36,7 @@ PY
 # Fill the preprocessing cache once (all 32 volumes), outside the timing.
 rm -rf "$WORK/one" "$WORK/two" "$WORK/warm"
 if [ ! -d "$WORK/cache" ]; then
-  "$BIN" train stage1 --modality image --preset greenrfm-lite --cache "$WORK/cache" --threads 2 --batch-size 4 --max-steps 8 \
+  "$BIN" train stage1 --modality image --preset "$WORK/lite-log1.json" --cache "$WORK/cache" --threads 2 --batch-size 4 --max-steps 8 \
     --checkpoint-every 1000 "${cohort[@]}" --output "$WORK/warm" >/dev/null 2>&1
   rm -rf "$WORK/warm"
 fi

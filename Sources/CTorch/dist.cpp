@@ -103,6 +103,7 @@ ct_status ct_dist_init(const char *master_addr, int32_t master_port, int32_t ran
       throw std::invalid_argument("MASTER_PORT " + std::to_string(master_port) + " is outside 1...65535");
     if (timeout_ms <= 0) throw std::invalid_argument("the time-out must be positive");
     const std::string host(master_addr), kind(backend);
+    if (kind != "gloo" && kind != "nccl") throw std::invalid_argument("unknown backend '" + kind + "' (gloo or nccl)");
     const auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(master_port);
