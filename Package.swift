@@ -3,12 +3,24 @@
 //
 // LIBTORCH=/path/to/libtorch builds against another libtorch (default: .libtorch, the link that
 // scripts/setup.sh makes to the libtorch inside PyPI's torch==2.15.0 wheel). GREENRFM_CUDA=1 also links
-// libtorch_cuda so that `--device cuda` works with a CUDA build.
+// libtorch_cuda so that `--device cuda` works with a CUDA build; GREENRFM_NCCL=1 (with GREENRFM_CUDA=1) also compiles
+// the NCCL backend of data-parallel training (Sources/CTorch/dist.cpp), which needs nccl.h: NCCL_INCLUDE=/path, default
+// the nvidia-nccl wheel's include folder beside the torch package (untested: no GPU here). The Gloo backend needs the
+// gloo headers that PyPI's wheel lacks; scripts/setup.sh installs Debian's libgloo-dev (in /usr/include), and a
+// libtorch that ships include/gloo uses its own (its include folder comes first).
 import PackageDescription
 
 let root = Context.packageDirectory
 let libtorch = Context.environment["LIBTORCH"] ?? "\(root)/.libtorch"
 let cuda = Context.environment["GREENRFM_CUDA"] == "1"
+let nccl = cuda && Context.environment["GREENRFM_NCCL"] == "1"
+let ncclInclude = Context.environment["NCCL_INCLUDE"] ?? "\(libtorch)/../nvidia/nccl/include"
+var torchCxxFlags = [
+  "-isystem", "\(libtorch)/include",
+  "-isystem", "\(libtorch)/include/torch/csrc/api/include",
+  "-O2", "-fno-math-errno",
+]
+if nccl { torchCxxFlags += ["-isystem", ncclInclude, "-DCT_WITH_NCCL=1"] }
 
 var torchLinkFlags = [
   "-L\(libtorch)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(libtorch)/lib",
@@ -36,13 +48,7 @@ let package = Package(
     // C++ shim over libtorch with a C header; the only code that sees C++.
     .target(
       name: "CTorch",
-      cxxSettings: [
-        .unsafeFlags([
-          "-isystem", "\(libtorch)/include",
-          "-isystem", "\(libtorch)/include/torch/csrc/api/include",
-          "-O2", "-fno-math-errno",
-        ])
-      ],
+      cxxSettings: [.unsafeFlags(torchCxxFlags)],
       linkerSettings: [.unsafeFlags(torchLinkFlags)]
     ),
     // Tensor, dtypes, devices, errors, autograd scopes, optimizers, schedules, safetensors.

@@ -32,7 +32,9 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # 1. Debian packages -----------------------------------------------------------------------------------
-apt_pkgs=(zlib1g-dev python3-venv libgdcm-dev)
+# libgloo-dev: the gloo headers that libtorch's c10d/ProcessGroupGloo.hpp includes (PyPI's wheel ships the Gloo
+# backend compiled in but not these headers); Sources/CTorch/dist.cpp only uses gloo types behind pointers.
+apt_pkgs=(zlib1g-dev python3-venv libgdcm-dev libgloo-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

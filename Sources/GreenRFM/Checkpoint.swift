@@ -40,6 +40,9 @@ public struct CheckpointRecord: Codable, Sendable {
   public var initializedFrom: [String: String] = [:]
   /// The training data's fingerprint (checked on resume).
   public var data: DataFingerprint?
+  /// Data-parallel runs: the number of ranks (nil = 1) and whether BatchNorm statistics were synchronised.
+  public var worldSize: Int?
+  public var syncBatchNorm: Bool?
   public var createdAt: String
   public var libtorch: String
   public var tool = "greenrfm 0.1.0"

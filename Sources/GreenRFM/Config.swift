@@ -142,6 +142,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
   /// randomly initialised layers catch up within a few hundred steps: the linear head in stage 1; the image and text
   /// projections and the shared classifier in stage 2.
   public var headLearningRateScale: Double = 1
+  /// AdamW's denominator term ε (PyTorch's `eps`, 1e-8). Adam moves every weight by about ±lr whatever its
+  /// gradient's size, so gradients that are zero in exact arithmetic but float noise in practice (e.g. biases that a
+  /// following BatchNorm cancels) take full-size random steps; a larger ε damps those.
+  public var adamEpsilon: Double = 1e-8
 
   public init() {}
 
@@ -160,6 +164,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     if let c = clipGradNorm, !(c > 0 && c.isFinite) { throw fail("clipGradNorm \(c) must be > 0") }
     guard classifierWeight >= 0, classifierWeight.isFinite else { throw fail("classifierWeight must be ≥ 0") }
     guard headLearningRateScale > 0, headLearningRateScale <= 1000 else { throw fail("headLearningRateScale must lie in (0, 1000]") }
+    guard adamEpsilon > 0, adamEpsilon <= 1 else { throw fail("adamEpsilon \(adamEpsilon) must lie in (0, 1]") }
     guard checkpointEvery >= 1, keepCheckpoints >= 1, logEvery >= 1 else {
       throw fail("checkpointEvery, keepCheckpoints and logEvery must be ≥ 1")
     }
@@ -304,6 +309,7 @@ extension TrainConfig {
     keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? keepCheckpoints
     logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? logEvery
     headLearningRateScale = try c.decodeIfPresent(Double.self, forKey: .headLearningRateScale) ?? headLearningRateScale
+    adamEpsilon = try c.decodeIfPresent(Double.self, forKey: .adamEpsilon) ?? adamEpsilon
   }
 }
 

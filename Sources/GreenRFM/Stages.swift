@@ -22,10 +22,12 @@ public final class TextBatches: TrainingData {
   let seed: UInt64
   let shuffle: Bool
   let device: Device
+  /// This rank's part of every epoch (data-parallel training).
+  public let shard: DataShard
 
   /// - Throws: `GreenRFMError.invalidData` when an item has no report text.
   public init(cohort: Cohort, tokenizer: WordPieceTokenizer, maxTokens: Int, batchSize: Int, seed: UInt64,
-              shuffle: Bool = true, device: Device = .cpu) throws {
+              shuffle: Bool = true, device: Device = .cpu, shard: DataShard = .whole) throws {
     if let missing = cohort.items.first(where: { ($0.reportText ?? "").isEmpty }) {
       throw GreenRFMError.invalidData(path: cohort.name, reason: "item '\(missing.id)' has no report text")
     }
@@ -36,14 +38,16 @@ public final class TextBatches: TrainingData {
     self.seed = seed
     self.shuffle = shuffle
     self.device = device
+    self.shard = shard
   }
 
   /// Full batches only (the last partial batch of an epoch is dropped, as the authors' loaders do).
-  public var batchesPerEpoch: Int { cohort.items.count / batchSize }
+  public var batchesPerEpoch: Int { shard.batches(items: cohort.items.count, batchSize: batchSize) }
 
   public func stream(epoch: Int, startBatch: Int) throws -> BatchStream {
-    let order = shuffle ? EpochOrder.permutation(count: cohort.items.count, seed: seed, epoch: epoch)
-                        : Array(0..<cohort.items.count)
+    let all = shuffle ? EpochOrder.permutation(count: cohort.items.count, seed: seed, epoch: epoch)
+                      : Array(0..<cohort.items.count)
+    let order = shard.select(all, batchSize: batchSize)
     var b = startBatch
     return BatchStream { [self] in
       guard b < batchesPerEpoch else { return nil }
@@ -183,7 +187,8 @@ public enum Stages {
     try withNoGrad { try model.head.weight.normalInPlace(mean: 0, std: 0.02, generator: Generator(seed: run.seed)) }
     try initializeBias(model.head, train)
     let data = try TextBatches(cohort: train, tokenizer: tokenizer, maxTokens: run.config.model.maxTextTokens,
-                               batchSize: run.train.batchSize, seed: run.seed, device: run.device)
+                               batchSize: run.train.batchSize, seed: run.seed, device: run.device,
+                               shard: DataParallel.shard(run.group))
     let posWeight = try positiveWeights(train, run.train, device: run.device)
     let policy = run.train.uncertainPolicy
     var validate: (() throws -> [String: Double])?
@@ -198,23 +203,27 @@ public enum Stages {
     run.textFolder = textFolder
     run.textConfig = encoder.config
     run.dataFingerprint = DataFingerprint(train)
+    let group = run.group
     return Trainer(run: run, model: model, data: data, validation: validate, logger: logger) { batch in
-      let logits = try model.logits(ids: batch.tokens!.ids, mask: batch.tokens!.mask).to(.float32)
-      let bce = try Losses.multiLabelBCE(logits: logits, labels: batch.labels, policy: policy, posWeight: posWeight)
+      // Over the global batch in a data-parallel run (`DataParallel.gatherWithLocalGradient`).
+      let logits = try DataParallel.gatherWithLocalGradient(
+        try model.logits(ids: batch.tokens!.ids, mask: batch.tokens!.mask).to(.float32), group: group)
+      let labels = try DataParallel.gather(batch.labels, group: group)
+      let bce = try Losses.multiLabelBCE(logits: logits, labels: labels, policy: policy, posWeight: posWeight)
       return (bce, ["train/loss/bce": try bce.item()])
     }
   }
 
   /// The loader for a cohort: training (cached canvas, random crop) or evaluation (cached centre crop).
   public static func volumeLoader(_ cohort: Cohort, config: GreenRFMConfig, train: TrainConfig, training: Bool,
-                                  cacheFolder: URL, seed: UInt64) throws -> VolumeLoader {
+                                  cacheFolder: URL, seed: UInt64, shard: DataShard = .whole) throws -> VolumeLoader {
     let data = config.data
     let loaderConfig = VolumeLoaderConfig(
       preprocess: try data.preprocess(training: training), cacheFolder: cacheFolder.path,
       trainingCrop: training ? data.trainingCrop : nil, flips: training && data.flips,
       batchSize: train.batchSize, workers: data.workers, queueDepth: data.queueDepth,
       shuffle: training, dropLast: training, seed: seed)
-    return try VolumeLoader(cohort: cohort, config: loaderConfig)
+    return try VolumeLoader(cohort: cohort, config: loaderConfig, shard: shard)
   }
 
   /// The cache folder of a run (`data.cacheFolder`, else `<output>/cache`).
@@ -229,7 +238,8 @@ public enum Stages {
                                     generator: Generator(seed: run.seed))
     try initializeBias(model.head, train)
     let cache = cacheFolder(run)
-    let loader = try volumeLoader(train, config: run.config, train: run.train, training: true, cacheFolder: cache, seed: run.seed)
+    let loader = try volumeLoader(train, config: run.config, train: run.train, training: true, cacheFolder: cache, seed: run.seed,
+                                  shard: DataParallel.shard(run.group))
     let data = VolumeBatches(loader: loader, tokenizer: nil, maxTokens: 0, device: run.device)
     let posWeight = try positiveWeights(train, run.train, device: run.device)
     let policy = run.train.uncertainPolicy
@@ -245,9 +255,12 @@ public enum Stages {
     }
     var run = run
     run.dataFingerprint = DataFingerprint(train)
+    let group = run.group
     let trainer = Trainer(run: run, model: model, data: data, validation: validate, logger: logger) { batch in
-      let logits = try model(batch.volumes!).to(.float32)
-      let bce = try Losses.multiLabelBCE(logits: logits, labels: batch.labels, policy: policy, posWeight: posWeight)
+      // Over the global batch in a data-parallel run (`DataParallel.gatherWithLocalGradient`).
+      let logits = try DataParallel.gatherWithLocalGradient(try model(batch.volumes!).to(.float32), group: group)
+      let labels = try DataParallel.gather(batch.labels, group: group)
+      let bce = try Losses.multiLabelBCE(logits: logits, labels: labels, policy: policy, posWeight: posWeight)
       return (bce, ["train/loss/bce": try bce.item()])
     }
     // The authors' stage-1 image optimiser decays every parameter (AdamW weight decay 1e-4).
@@ -317,7 +330,8 @@ public enum Stages {
     run.textConfig = config
     run.dataFingerprint = DataFingerprint(train)
     let cache = cacheFolder(run)
-    let loader = try volumeLoader(train, config: run.config, train: run.train, training: true, cacheFolder: cache, seed: run.seed)
+    let loader = try volumeLoader(train, config: run.config, train: run.train, training: true, cacheFolder: cache, seed: run.seed,
+                                  shard: DataParallel.shard(run.group))
     let data = VolumeBatches(loader: loader, tokenizer: tokenizer, maxTokens: run.config.model.maxTextTokens, device: run.device)
     let posWeight = try positiveWeights(train, run.train, device: run.device)
     let (policy, kind, weight) = (run.train.uncertainPolicy, run.train.contrastive, run.train.classifierWeight)
@@ -333,13 +347,18 @@ public enum Stages {
         return aurocMetrics(probabilities: p, labels: ids.map { labels[$0]! }, schema: run.schema)
       }
     }
+    let group = run.group
     let trainer = Trainer(run: run, model: model, data: data, validation: validate, logger: logger) { batch in
-      let image = try model.imageLatents(batch.volumes!).to(.float32)
-      let text = try model.textLatents(ids: batch.tokens!.ids, mask: batch.tokens!.mask).to(.float32)
+      // The global batch in a data-parallel run: every rank's latents (gradient into its own) and labels, so that
+      // the contrastive negatives and the BCE means are those of the combined batch.
+      let image = try DataParallel.gatherWithLocalGradient(try model.imageLatents(batch.volumes!).to(.float32), group: group)
+      let text = try DataParallel.gatherWithLocalGradient(
+        try model.textLatents(ids: batch.tokens!.ids, mask: batch.tokens!.mask).to(.float32), group: group)
+      let labels = try DataParallel.gather(batch.labels, group: group)
       let contrastive = try AlignmentLoss.contrastive(image: image, text: text, kind: kind, logitScale: model.logitScale)
-      let bceImage = try Losses.multiLabelBCE(logits: model.classifier(image).to(.float32), labels: batch.labels,
+      let bceImage = try Losses.multiLabelBCE(logits: model.classifier(image).to(.float32), labels: labels,
                                               policy: policy, posWeight: posWeight)
-      let bceText = try Losses.multiLabelBCE(logits: model.classifier(text).to(.float32), labels: batch.labels,
+      let bceText = try Losses.multiLabelBCE(logits: model.classifier(text).to(.float32), labels: labels,
                                              policy: policy, posWeight: posWeight)
       let loss = try contrastive + (bceImage + bceText) * (weight / 2)
       return (loss, ["train/loss/contrastive": try contrastive.item(), "train/loss/bceImage": try bceImage.item(),

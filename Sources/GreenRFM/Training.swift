@@ -83,6 +83,16 @@ public struct TrainingRun {
   public var initializedFrom: [String: String] = [:]
   /// What the run trains on (checked on resume).
   public var dataFingerprint: DataFingerprint?
+  /// Data-parallel training: the joined process group (nil = one process). Each rank trains on its shard
+  /// (`DataShard`), gradients are averaged over the ranks, and only rank 0 writes checkpoints, metrics and config.
+  public var group: ProcessGroup?
+  /// BatchNorm statistics over the global batch (`DataParallel.synchroniseBatchNorm`) instead of each rank's batch.
+  public var syncBatchNorm = false
+  /// The rank and the world size (0 and 1 without a group).
+  public var rank: Int { group?.rank ?? 0 }
+  public var worldSize: Int { group?.worldSize ?? 1 }
+  /// Rank 0 writes the run's files.
+  public var isMainRank: Bool { rank == 0 }
 
   public init(kind: ModelKind, output: URL, config: GreenRFMConfig, train: TrainConfig, seed: UInt64, device: Device,
               schema: LabelSchema, textFolder: URL? = nil, textConfig: BertConfig? = nil) {
@@ -171,6 +181,8 @@ public final class Trainer {
     try fm.createDirectory(at: run.output, withIntermediateDirectories: true)
     try model.to(run.device)
     model.train()
+    if run.syncBatchNorm { DataParallel.synchroniseBatchNorm(model, group: run.group) }
+    let main = run.isMainRank
 
     let named = model.namedParameters().filter { $0.tensor.requiresGrad }
     var groups = exemptBiasAndNormFromDecay
@@ -189,7 +201,7 @@ public final class Trainer {
           .filter { !$0.parameters.isEmpty }
       }
     }
-    let optimizer = try AdamW(groups: groups, learningRate: train.learningRate)
+    let optimizer = try AdamW(groups: groups, learningRate: train.learningRate, eps: train.adamEpsilon)
     // A warm-up longer than a (short) run is cut to a tenth of it.
     let warmup = train.warmupSteps < total ? train.warmupSteps : total / 10
     let schedule = try CosineWithWarmup(baseLR: train.learningRate, warmupSteps: warmup, totalSteps: max(total, 1),
@@ -208,6 +220,14 @@ public final class Trainer {
       }
       try optimizer.loadStateDict(state)
       (step, epoch, nextBatch, lastMetrics) = (record.step, record.epoch, record.nextBatch, record.metrics)
+      if run.group != nil {
+        // Every rank reads the checkpoint (the output folder is shared); they must all continue from the same one.
+        let steps = try run.group!.allGather([Int64(step)])
+        guard Set(steps).count == 1 else {
+          throw GreenRFMError.checkpoint(path: folder.path, reason: "the ranks found different checkpoints (steps \(steps)); "
+            + "--resume of a data-parallel run needs the same --output folder visible to every rank")
+        }
+      }
       logger.info("resuming from \(folder.path) at step \(step)/\(total) (epoch \(epoch + 1), batch \(nextBatch))")
     } else if resume {
       logger.notice("--resume: no checkpoint in \(run.checkpointsFolder.path) yet; starting from step 0")
@@ -215,27 +235,48 @@ public final class Trainer {
       throw GreenRFMError.invalidArgument(
         name: "--output", reason: "\(run.output.path) already holds a training run; pass --resume to continue it, or choose another --output")
     }
+    if let group = run.group, group.worldSize > 1 {
+      // Rank 0's weights and buffers everywhere (as DistributedDataParallel's constructor does); a no-op after a
+      // resume, which loads the same checkpoint on every rank.
+      try group.broadcastTensors(model.namedParameters().map(\.tensor) + model.namedBuffers().map(\.tensor))
+      let bn = run.syncBatchNorm ? ", synchronised BatchNorm" : ""
+      logger.info("data-parallel: rank \(group.rank) of \(group.worldSize) (\(group.backend)), \(data.batchesPerEpoch) micro-batch(es) per epoch on this rank\(bn)")
+    }
     let startStep = step
-    try writeResolvedConfig()
     let metricsURL = run.output.appendingPathComponent("metrics.jsonl")
-    try trimMetrics(metricsURL, keepingThrough: step)
-    let metricsHandle = try openForAppend(metricsURL)
-    defer { try? metricsHandle.close() }
+    var metricsHandle: FileHandle?
+    if main {
+      try writeResolvedConfig()
+      try trimMetrics(metricsURL, keepingThrough: step)
+      metricsHandle = try openForAppend(metricsURL)
+    }
+    defer { try? metricsHandle?.close() }
 
-    let progress = ProgressReporter(label: run.kind.rawValue, total: total)
+    let progress: ProgressReporter? = main ? ProgressReporter(label: run.kind.rawValue, total: total) : nil
     var lastCheckpoint: URL?
     var sums: [String: Double] = [:], sumCount = 0
     var stepStart = Date()
     var stopped = false
     var savedStep = -1
+    // In a data-parallel run every rank stops at the same step: a stop request (Ctrl-C reaches the ranks at
+    // different moments) is combined over the ranks after each step.
+    let group = run.group
+    func stopRequested() throws -> Bool {
+      let local = shouldStop()
+      guard let group, group.worldSize > 1 else { return local }
+      return try group.allReduce([local ? 1 : 0], op: .max)[0] > 0
+    }
 
     func save() throws {
+      guard main else { savedStep = step; return }
       let name = String(format: "step-%08d", step)
       var record = CheckpointRecord(
         kind: run.kind, step: step, totalSteps: total, epoch: epoch, nextBatch: nextBatch, config: run.config, train: train,
         seed: run.seed, schema: run.schema, textConfig: run.textConfig, metrics: lastMetrics,
         initializedFrom: run.initializedFrom, createdAt: ISO8601DateFormatter().string(from: Date()), libtorch: LibTorch.version)
       record.data = run.dataFingerprint
+      record.worldSize = run.worldSize
+      record.syncBatchNorm = run.syncBatchNorm
       lastCheckpoint = try Checkpoint.save(into: run.checkpointsFolder, name: name, model: model, optimizer: optimizer,
                                            record: record, textFolder: run.textFolder, keep: train.keepCheckpoints)
       savedStep = step
@@ -243,6 +284,7 @@ public final class Trainer {
     }
 
     func writeMetrics(_ values: [String: Double]) throws {
+      guard let metricsHandle else { return }
       var line: [String: Any] = ["step": step, "epoch": epoch + 1]
       for (k, v) in values { line[k] = v.isFinite ? v : String(v) }
       let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
@@ -250,7 +292,8 @@ public final class Trainer {
     }
 
     func validate() throws {
-      guard let validation else { return }
+      // Rank 0 validates; the others wait at their next collective.
+      guard let validation, main else { return }
       let values = try withNoGrad { () throws -> [String: Double] in
         model.eval()
         defer { model.train() }
@@ -279,10 +322,13 @@ public final class Trainer {
           epoch += 1
           nextBatch = 0
           try save()
-          if shouldStop() { stopped = step < total; break outer }
+          if try stopRequested() { stopped = step < total; break outer }
           continue outer
         }
-        if reseedsGlobalGenerator { LibTorch.manualSeed(Self.mix(run.seed, UInt64(step), UInt64(micro))) }
+        // Each rank draws its own dropout masks (rank 0 of one process draws what a single-process run draws).
+        if reseedsGlobalGenerator {
+          LibTorch.manualSeed(Self.mix(run.seed, UInt64(step), UInt64(micro * run.worldSize + run.rank)))
+        }
         let (loss, terms) = try withAutocast(device: run.device, dtype: .bfloat16, enabled: train.precision == .bf16) {
           try lossFunction(batch)
         }
@@ -303,6 +349,8 @@ public final class Trainer {
 
         let lr = schedule.learningRate(at: step)
         optimizer.learningRate = lr
+        // The mean gradient over the ranks (DistributedDataParallel's all-reduce, in 25 MiB buckets after backward).
+        try run.group?.averageGradients(optimizer.allParameters)
         // The norm is always measured (clipping to infinity changes nothing); a non-finite one stops the run
         // before the weights are touched, so no checkpoint ever holds NaN or infinity.
         let gradNorm = try clipGradNorm(optimizer.allParameters, maxNorm: train.clipGradNorm ?? .infinity)
@@ -319,7 +367,7 @@ public final class Trainer {
         let seconds = Date().timeIntervalSince(stepStart)
         stepStart = Date()
         let meanLoss = sums["train/loss", default: 0] / Double(max(sumCount, 1))
-        progress.update(completed: step, detail: String(format: "loss %.4f lr %.2e", meanLoss, lr))
+        progress?.update(completed: step, detail: String(format: "loss %.4f lr %.2e", meanLoss, lr))
         if step % train.logEvery == 0 || step == total || nextBatch >= usable {
           var values = sums.mapValues { $0 / Double(max(sumCount, 1)) }
           values["lr"] = lr
@@ -331,11 +379,12 @@ public final class Trainer {
           sumCount = 0
         }
         if nextBatch >= usable { continue }  // the epoch-end branch above validates and saves
-        if step % train.checkpointEvery == 0 || step == total || shouldStop()
+        let stopNow = try stopRequested()
+        if step % train.checkpointEvery == 0 || step == total || stopNow
           || (stopAfterSteps.map { step >= $0 } ?? false) {
           try save()
         }
-        if shouldStop() { stopped = step < total; break outer }
+        if stopNow { stopped = step < total; break outer }
         if let limit = stopAfterSteps, step >= limit { stopped = step < total; break outer }
       }
     }
@@ -375,6 +424,12 @@ public final class Trainer {
     if record.seed != run.seed { problems.append("seed \(record.seed) → \(run.seed)") }
     if record.totalSteps != totalSteps { problems.append("run length \(record.totalSteps) → \(totalSteps) steps") }
     if record.schema.findings.map(\.key) != run.schema.findings.map(\.key) { problems.append("the label schema differs") }
+    if (record.worldSize ?? 1) != run.worldSize {
+      problems.append("world size \(record.worldSize ?? 1) → \(run.worldSize) (each rank's shard of the epoch would change)")
+    }
+    if (record.syncBatchNorm ?? false) != run.syncBatchNorm {
+      problems.append("synchronised BatchNorm \(record.syncBatchNorm ?? false) → \(run.syncBatchNorm)")
+    }
     if let a = record.data, let b = run.dataFingerprint, a != b {
       problems.append("the training data differ (items, ids or labels: \(a.summary) → \(b.summary))")
     }

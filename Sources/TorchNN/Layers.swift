@@ -106,12 +106,56 @@ public final class BatchNorm3d: Module {
     registerBuffer("num_batches_tracked", try Tensor.zeros([], dtype: .int64))
   }
 
+  /// Synchronised batch statistics (as `torch.nn.SyncBatchNorm`): in training, a differentiable sum over the
+  /// data-parallel ranks (its backward sums the gradients over the ranks too) through which the per-channel sums
+  /// pass, so that the statistics are those of the global batch. nil = the local batch's statistics (libtorch's
+  /// `batch_norm`). The identity gives one rank the synchronised formula (the reference a multi-rank run matches).
+  public var crossReplicaSum: ((Tensor) throws -> Tensor)?
+
   public override func forward(_ x: Tensor) throws -> Tensor {
     if isTraining {
       try withNoGrad { try numBatchesTracked.addInPlace(Tensor.ones([], dtype: .int64, device: x.device)) }
+      if let crossReplicaSum { return try synchronisedForward(x, crossReplicaSum) }
     }
     return try Functional.batchNorm(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
                                     training: isTraining, momentum: momentum, eps: eps)
+  }
+
+  /// Training-mode batch norm over the statistics of every rank's batch. Each rank sends, per channel, its sum S_r,
+  /// M2_r + S_r²/n_r (M2_r: the sum of squared deviations from its own mean) and its count n_r, computed in
+  /// float64, so that the global variance (Σ(M2_r + S_r²/n_r) − S²/n) / n loses no precision to cancellation. Normalises with
+  /// the biased variance and updates the running variance with the unbiased one, as `torch.nn.SyncBatchNorm`.
+  func synchronisedForward(_ x: Tensor, _ reduce: (Tensor) throws -> Tensor) throws -> Tensor {
+    let c = weight.count
+    precondition(x.rank >= 2 && x.shape[1] == c, "BatchNorm3d: input \(x.shape) has no channel axis of \(c)")
+    let dims = [0] + Array(2..<x.rank)
+    let shape = [1, c] + Array(repeating: 1, count: x.rank - 2)
+    let xf = try x.to(.float32)
+    // The statistics in float64: then they agree between ways of splitting a batch to far below float32's
+    // resolution, and the normalisation below is the same float32 arithmetic however the batch was split.
+    let xd = try x.to(.float64)
+    let nLocal = Double(x.count / c)
+    let localMean = try xd.mean(dims: dims)
+    let m2 = try (xd - localMean.view(shape)).square().sum(dims: dims)
+    let sum = try localMean * nLocal
+    let stats = try Tensor.cat([sum, m2 + sum.square() / nLocal,
+                                Tensor.full([1], value: nLocal, dtype: .float64, device: x.device)])
+    let total = try reduce(stats)
+    let n = try total.narrow(dim: 0, start: 2 * c, length: 1)
+    let s = try total.narrow(dim: 0, start: 0, length: c), q = try total.narrow(dim: 0, start: c, length: c)
+    let mean64 = try s / n
+    let variance64 = try (q - s * mean64) / n
+    let mean = try mean64.to(.float32), variance = try variance64.to(.float32)
+    let scale = try (variance + eps).rsqrt() * weight
+    let y = try (xf - mean.view(shape)) * scale.view(shape) + bias.view(shape)
+    let count = try n.item()
+    try withNoGrad {
+      try runningMean.mulInPlace(1 - momentum)
+      try runningMean.addInPlace(mean.detach(), alpha: momentum)
+      try runningVar.mulInPlace(1 - momentum)
+      try runningVar.addInPlace(variance.detach() * (count / Swift.max(count - 1, 1)), alpha: momentum)
+    }
+    return x.dtype == .float32 ? y : try y.to(x.dtype)
   }
 }
 

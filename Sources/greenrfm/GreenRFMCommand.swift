@@ -18,7 +18,7 @@ struct GreenRFMCommand: ParsableCommand {
     subcommands: [
       DemoCommand.self, TrainCommand.self, PredictCommand.self, EmbedCommand.self, EvalCommand.self, InspectCommand.self, PreprocessCommand.self,
       DistillCommand.self, BenchCommand.self, MetricsCommand.self, SynthCommand.self,
-      InfoCommand.self,
+      InfoCommand.self, LaunchCommand.self,
     ]
   )
 }

@@ -225,6 +225,15 @@ struct TrainingOptions: ParsableArguments {
   @Option(help: "Stop after this many optimizer steps in all (the schedule still spans the whole run); continue later with --resume.")
   var stopAfterSteps: Int?
 
+  @Flag(help: "Data-parallel runs: BatchNorm statistics over the global batch (SyncBatchNorm) instead of each rank's batch.")
+  var syncBatchNorm = false
+
+  @Option(help: "Data-parallel runs (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set, e.g. by `greenrfm launch` or torchrun): gloo (CPU) or nccl (CUDA builds). Default: nccl on cuda, else gloo.")
+  var distBackend: String?
+
+  @Option(help: "Data-parallel runs: seconds a rank waits for the rendezvous or for any collective (a dead or stuck rank) before it stops with an error.")
+  var distTimeout: Double = 1800
+
   func validate() throws {
     for (name, value) in [("--epochs", epochs), ("--max-steps", maxSteps), ("--batch-size", batchSize),
                           ("--grad-accum", gradAccum), ("--checkpoint-every", checkpointEvery),
@@ -240,6 +249,26 @@ struct TrainingOptions: ParsableArguments {
       throw ValidationError("--uncertain-policy must be one of ignore, negative, positive, soft")
     }
     if let p = posWeight, PositiveWeighting(rawValue: p) == nil { throw ValidationError("--pos-weight must be none or balanced") }
+    if let b = distBackend, !["gloo", "nccl"].contains(b) { throw ValidationError("--dist-backend must be gloo or nccl") }
+    guard distTimeout > 0, distTimeout.isFinite else { throw ValidationError("--dist-timeout must be a positive number of seconds") }
+  }
+
+  /// The run for `kind`, joined to the data-parallel process group when the environment names one (PyTorch's
+  /// contract: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK); a CUDA device becomes cuda:LOCAL_RANK.
+  func makeRun(kind: ModelKind, config: GreenRFMConfig, train: TrainConfig, global: GlobalOptions, device: Device,
+               schema: LabelSchema, logger: Logger) throws -> TrainingRun {
+    var device = device
+    let env = try DistributedEnvironment.from()
+    if let env, case .cuda = device { device = .cuda(env.localRank) }
+    var run = TrainingRun(kind: kind, output: URL(fileURLWithPath: output), config: config, train: train, seed: global.seed,
+                          device: device, schema: schema)
+    run.syncBatchNorm = syncBatchNorm
+    if let env {
+      let backend = distBackend ?? (device == .cpu ? "gloo" : "nccl")
+      logger.info("rank \(env.rank) of \(env.worldSize): joining \(backend) at \(env.masterAddress):\(env.masterPort)")
+      run.group = try ProcessGroup(env, backend: backend, timeoutSeconds: distTimeout)
+    }
+    return run
   }
 
   /// The preset with this command line's overrides applied to `stage`.
@@ -282,6 +311,7 @@ struct TrainingOptions: ParsableArguments {
     let interrupt = InterruptFlag()
     trainer.shouldStop = { interrupt.isSet }
     let summary = try trainer.fit(resume: resume)
+    guard trainer.run.isMainRank else { return }
     let where_ = summary.lastCheckpoint?.path
       ?? ((try? Checkpoint.find(trainer.run.checkpointsFolder))?.flatMap { $0 }?.path ?? trainer.run.checkpointsFolder.path)
     if interrupt.isSet, summary.step < summary.totalSteps {
@@ -353,8 +383,8 @@ struct TrainStage1: ParsableCommand {
     let all = try cohort.load()
     let (trainItems, validation) = try training.split(all)
     logger.info("\(modality.rawValue) stage 1: \(trainItems.items.count) training item(s)\(validation.map { ", \($0.items.count) held out" } ?? ""), \(all.schema.findings.count) findings, preset \(config.name)")
-    let run = TrainingRun(kind: modality == .image ? .stage1Image : .stage1Text, output: URL(fileURLWithPath: training.output),
-                          config: config, train: train, seed: global.seed, device: device, schema: all.schema)
+    let run = try training.makeRun(kind: modality == .image ? .stage1Image : .stage1Text, config: config, train: train,
+                                   global: global, device: device, schema: all.schema, logger: logger)
     let trainer: Trainer
     switch modality {
     case .text:
@@ -413,8 +443,8 @@ struct TrainStage2: ParsableCommand {
       throw CommandError("--text-model conflicts with --text-init: the text encoder comes from the stage-1 checkpoint")
     }
     let textFolder = textInit == nil ? try TextModelFolder.resolve(config.model.textModel) : nil
-    let run = TrainingRun(kind: .stage2, output: URL(fileURLWithPath: training.output), config: config, train: train,
-                          seed: global.seed, device: device, schema: all.schema)
+    let run = try training.makeRun(kind: .stage2, config: config, train: train, global: global, device: device,
+                                   schema: all.schema, logger: logger)
     let trainer = try Stages.stage2(train: trainItems, validation: validation, run: run,
                                     imageInit: imageInit.map { URL(fileURLWithPath: $0) },
                                     textInit: textInit.map { URL(fileURLWithPath: $0) },
@@ -427,6 +457,7 @@ struct TrainStage2: ParsableCommand {
 /// Writes OUTPUT/failures.csv when the loader skipped items, and exits 1 after the run.
 func reportLoaderFailures(_ trainer: Trainer, output: String, skipped: [(id: String, reason: String)],
                           logger: Logger) throws {
+  guard trainer.run.isMainRank else { return }
   let failures = ((trainer.data as? VolumeBatches)?.loader.failures ?? []) + skipped.map { ($0.id, "", $0.reason) }
   try writeFailures(failures, to: URL(fileURLWithPath: output).appendingPathComponent("failures.csv"), logger: logger)
 }

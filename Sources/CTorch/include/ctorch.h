@@ -296,6 +296,31 @@ ct_status ct_adamw_step(const ct_tensor _Nonnull *_Nonnull params, const ct_tens
 ct_status ct_clip_grad_norm(const ct_tensor _Nonnull *_Nonnull params, int64_t count, double max_norm,
                             double norm_type, double *_Nonnull total_norm);
 
+/* ---- distributed (c10d) ---------------------------------------------------------------------------- */
+/* A joined c10d process group (a TCP store plus a backend); free with ct_dist_free. Collectives must be called in
+ * the same order on every rank; each call blocks until its collective is done and fails (CT_ERROR, with c10d's
+ * message) when a peer dies or the group's time-out passes. */
+typedef struct ct_process_group_s *ct_process_group;
+typedef enum { CT_DIST_SUM = 0, CT_DIST_MAX = 1, CT_DIST_MIN = 2 } ct_dist_reduce_op;
+/* Joins the group of `world_size` ranks whose rank 0 hosts a TCP store at master_addr:master_port (the contract
+ * of torch.distributed's env:// rendezvous). backend: "gloo" (CPU tensors) or "nccl" (CUDA builds only).
+ * timeout_ms bounds the rendezvous (a rank that cannot reach the master fails after it) and every collective.
+ * Gloo binds to GLOO_SOCKET_IFNAME when set, to 127.0.0.1 for a loopback master, else to the host's address. */
+ct_status ct_dist_init(const char *_Nonnull master_addr, int32_t master_port, int32_t rank, int32_t world_size,
+                       const char *_Nonnull backend, int64_t timeout_ms, ct_process_group _Nullable *_Nonnull out);
+void ct_dist_free(ct_process_group _Nullable g);
+ct_status ct_dist_rank(ct_process_group _Nonnull g, int32_t *_Nonnull rank, int32_t *_Nonnull world_size);
+/* In place over a contiguous tensor. */
+ct_status ct_dist_all_reduce(ct_process_group _Nonnull g, ct_tensor _Nonnull t, ct_dist_reduce_op op);
+/* A new tensor: the sum over ranks, differentiable (its backward all-reduces the gradient), for SyncBatchNorm. */
+ct_status ct_dist_all_reduce_sum_autograd(ct_process_group _Nonnull g, ct_tensor _Nonnull t,
+                                          ct_tensor _Nullable *_Nonnull out);
+/* In place over a contiguous tensor: every rank receives root's values. */
+ct_status ct_dist_broadcast(ct_process_group _Nonnull g, ct_tensor _Nonnull t, int32_t root);
+/* The ranks' tensors (same shape on every rank) concatenated along dim 0 in rank order; no gradient. */
+ct_status ct_dist_all_gather(ct_process_group _Nonnull g, ct_tensor _Nonnull t, ct_tensor _Nullable *_Nonnull out);
+ct_status ct_dist_barrier(ct_process_group _Nonnull g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,38 @@ import Reports
 /// `SeededGenerator` (SplitMix64) seeded with `mix(seed, epoch)`; a Fisher–Yates shuffle runs from the last position
 /// down, swapping position `i` with `j = uniform(0...i)`, where `uniform` takes 64-bit draws and rejects those below
 /// `2^64 mod (i + 1)` (no modulo bias). `mix` folds values with the SplitMix64 finaliser.
+/// One rank's part of every epoch in data-parallel training (a distributed sampler): with `count` ranks and
+/// micro-batches of `batchSize`, rank `r`'s batch `b` is batch `b·count + r` of the single-process epoch order, so the
+/// ranks' shards are disjoint, each epoch's order is the same on every run, and the ranks' batches `b` together are
+/// the single-process batches `b·count ..< (b+1)·count` (one batch of `batchSize × count` items, or `count`
+/// accumulated micro-batches). Leftover items that do not fill a batch on every rank are dropped.
+public struct DataShard: Equatable, Sendable {
+  public var rank: Int
+  public var count: Int
+  public static let whole = DataShard(rank: 0, count: 1)
+
+  /// - Traps: when `rank` is outside `0..<count`.
+  public init(rank: Int, count: Int) {
+    precondition(count >= 1 && (0..<count).contains(rank), "DataShard: rank \(rank) outside 0..<\(count)")
+    self.rank = rank
+    self.count = count
+  }
+
+  /// Full batches of `batchSize` each rank gets from `items` items.
+  public func batches(items: Int, batchSize: Int) -> Int { items / (batchSize * count) }
+
+  /// This rank's items of an epoch order, batch after batch (`batches(items:batchSize:) × batchSize` of them).
+  public func select<T>(_ order: [T], batchSize: Int) -> [T] {
+    guard count > 1 else { return order }
+    var out: [T] = []
+    for b in 0..<batches(items: order.count, batchSize: batchSize) {
+      let lo = (b * count + rank) * batchSize
+      out += order[lo..<(lo + batchSize)]
+    }
+    return out
+  }
+}
+
 public enum EpochOrder {
   /// The permutation of `0..<count` for `(seed, epoch)`.
   /// - Traps: when `count` is negative.
@@ -197,8 +229,16 @@ public final class VolumeLoader: @unchecked Sendable {
 
   /// - Throws: `GreenRFMError.invalidConfig` (see `VolumeLoaderConfig.validate`); `.invalidData` when no item has
   ///   a volume path.
-  public init(cohort: Cohort, config: VolumeLoaderConfig) throws {
+  /// This rank's part of every epoch (data-parallel training); `.whole` otherwise.
+  public let shard: DataShard
+
+  /// - Parameter shard: a rank's part of every epoch; a shard of more than one rank needs `dropLast`.
+  public init(cohort: Cohort, config: VolumeLoaderConfig, shard: DataShard = .whole) throws {
     try config.validate()
+    guard shard.count == 1 || config.dropLast else {
+      throw GreenRFMError.invalidConfig(source: "loader.dropLast", reason: "a data-parallel shard needs dropLast")
+    }
+    self.shard = shard
     self.cohort = cohort
     self.config = config
     cache = PreprocessCache(folder: config.cacheFolder, config: config.preprocess)
@@ -219,12 +259,15 @@ public final class VolumeLoader: @unchecked Sendable {
   /// Batches per epoch: ⌊n / batchSize⌋ with `dropLast`, else ⌈n / batchSize⌉, for the n items with a volume path
   /// (items that fail while loading make batches smaller, not fewer).
   public var batchesPerEpoch: Int {
-    config.dropLast ? usable.count / config.batchSize : (usable.count + config.batchSize - 1) / config.batchSize
+    if shard.count > 1 { return shard.batches(items: usable.count, batchSize: config.batchSize) }
+    return config.dropLast ? usable.count / config.batchSize : (usable.count + config.batchSize - 1) / config.batchSize
   }
 
   /// The cohort item indices of epoch `epoch`, in order.
   public func order(epoch: Int) -> [Int] {
-    config.shuffle ? EpochOrder.permutation(count: usable.count, seed: config.seed, epoch: epoch).map { usable[$0] } : usable
+    let all = config.shuffle ? EpochOrder.permutation(count: usable.count, seed: config.seed, epoch: epoch).map { usable[$0] }
+                             : usable
+    return shard.select(all, batchSize: config.batchSize)
   }
 
   /// Items that failed to read or preprocess so far, each once, in the order they failed.
