@@ -210,6 +210,7 @@ public final class Trainer {
     var step = 0, epoch = 0, nextBatch = 0
     var lastMetrics: [String: Double] = [:]
     let existing = try Checkpoint.find(run.checkpointsFolder, logger: logger)
+    var resumedStep: Int64 = -1
     if resume, let folder = existing {
       let record = try Checkpoint.record(folder)
       try checkCompatible(record, folder: folder, totalSteps: total)
@@ -220,20 +221,23 @@ public final class Trainer {
       }
       try optimizer.loadStateDict(state)
       (step, epoch, nextBatch, lastMetrics) = (record.step, record.epoch, record.nextBatch, record.metrics)
-      if run.group != nil {
-        // Every rank reads the checkpoint (the output folder is shared); they must all continue from the same one.
-        let steps = try run.group!.allGather([Int64(step)])
-        guard Set(steps).count == 1 else {
-          throw GreenRFMError.checkpoint(path: folder.path, reason: "the ranks found different checkpoints (steps \(steps)); "
-            + "--resume of a data-parallel run needs the same --output folder visible to every rank")
-        }
-      }
+      resumedStep = Int64(step)
       logger.info("resuming from \(folder.path) at step \(step)/\(total) (epoch \(epoch + 1), batch \(nextBatch))")
     } else if resume {
       logger.notice("--resume: no checkpoint in \(run.checkpointsFolder.path) yet; starting from step 0")
     } else if existing != nil {
       throw GreenRFMError.invalidArgument(
         name: "--output", reason: "\(run.output.path) already holds a training run; pass --resume to continue it, or choose another --output")
+    }
+    if resume, let group = run.group, group.worldSize > 1 {
+      // Every rank reads the checkpoint (the output folder is shared); they must all continue from the same one. On
+      // every rank, also one that found none (−1), so that no rank meets the others at a different collective.
+      let steps = try group.allGather([resumedStep])
+      guard Set(steps).count == 1 else {
+        throw GreenRFMError.checkpoint(
+          path: run.checkpointsFolder.path, reason: "the ranks found different checkpoints (steps \(steps), −1 = none); "
+            + "--resume of a data-parallel run needs the same --output folder visible to every rank")
+      }
     }
     if let group = run.group, group.worldSize > 1 {
       // Rank 0's weights and buffers everywhere (as DistributedDataParallel's constructor does); a no-op after a
@@ -292,8 +296,9 @@ public final class Trainer {
     }
 
     func validate() throws {
-      // Rank 0 validates; the others wait at their next collective.
-      guard let validation, main else { return }
+      // Every rank validates (eval-mode BatchNorm calls no collective), so that no rank waits at a collective for
+      // the length of a validation pass; only rank 0 writes and logs.
+      guard let validation else { return }
       let values = try withNoGrad { () throws -> [String: Double] in
         model.eval()
         defer { model.train() }
@@ -301,7 +306,7 @@ public final class Trainer {
       }
       lastMetrics.merge(values) { $1 }
       try writeMetrics(values)
-      if let macro = values["val/auroc/macro"] {
+      if main, let macro = values["val/auroc/macro"] {
         logger.info("epoch \(epoch + 1): validation macro AUROC \(String(format: "%.4f", macro))")
       }
     }

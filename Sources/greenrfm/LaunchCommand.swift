@@ -61,13 +61,30 @@ struct LaunchCommand: ParsableCommand {
       env["LOCAL_WORLD_SIZE"] = String(nproc)
       if env["OMP_NUM_THREADS"] == nil, nproc > 1 { env["OMP_NUM_THREADS"] = "1" }
       p.environment = env
-      p.terminationHandler = { proc in state.ended(rank: rank, status: proc.terminationStatus) }
-      try p.run()
+      p.terminationHandler = { proc in
+        state.ended(rank: rank, status: proc.terminationReason == .uncaughtSignal ? 128 + proc.terminationStatus
+                                                                                  : proc.terminationStatus)
+      }
+      do { try p.run() } catch {
+        state.stopOthers()
+        throw CommandError("could not start rank \(rank) (\(p.executableURL?.path ?? "?")): \(error)")
+      }
       state.add(p)
     }
     FileHandle.standardError.write(Data("[launch] \(nproc) process(es), ranks \(nodeRank * nproc)..<\(nodeRank * nproc + nproc) of \(world), rendezvous \(masterAddr):\(port)\n".utf8))
-    // Ctrl-C reaches the children through the process group; launch only waits for them.
+    // Ctrl-C reaches the children through the process group; launch only waits for them. SIGTERM and SIGHUP (a job
+    // wrapper or `kill` that signals only this process) are passed on, so that no rank is left running; a rank
+    // treats SIGTERM as a stop request (checkpoint, then exit).
     signal(SIGINT, SIG_IGN)
+    var forwarders: [DispatchSourceSignal] = []
+    for sig in [SIGTERM, SIGHUP] {
+      signal(sig, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+      source.setEventHandler { state.signalChildren(SIGTERM) }
+      source.resume()
+      forwarders.append(source)
+    }
+    defer { forwarders.forEach { $0.cancel() } }
     var stopping = false
     for _ in 0..<nproc {
       state.done.wait()
@@ -115,6 +132,14 @@ final class LaunchState: @unchecked Sendable {
   }
 
   var failure: (rank: Int, status: Int32)? { lock.lock(); defer { lock.unlock() }; return firstFailure }
+
+  /// Sends `sig` to every running child.
+  func signalChildren(_ sig: Int32) {
+    lock.lock()
+    let running = children.filter(\.isRunning)
+    lock.unlock()
+    for c in running { kill(c.processIdentifier, sig) }
+  }
 
   /// SIGTERM to the running children, then SIGKILL to those still running after 10 s.
   func stopOthers() {

@@ -172,6 +172,37 @@ struct VolumeLoaderTests {
     #expect(VolumeLoader.liveWorkers.value == 0)
   }
 
+  /// One process skips a batch whose items all failed; a data-parallel rank must not (it would run a batch ahead of
+  /// the others), so its stream ends with an error naming the batch, while the other rank's stream is unaffected.
+  @Test func aWhollyFailedBatchStopsADataParallelRankInsteadOfSkipping() throws {
+    let schema = try LabelSchema.load("chest-ct-18")
+    let dir = try cohortTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let good = try #require(CohortData.file("ct/ts_abdomen_ct_small_3mm_30sl.nii.gz"))
+    let zeros = [Int8](repeating: 0, count: 18)
+    // Order 0, 1, 2, 3 (no shuffle); with 2 ranks and batches of 1, rank 0 gets items 0 and 2, rank 1 items 1 and 3.
+    let items = [CohortItem(id: "a", volumePath: good.path, labels: zeros),
+                 CohortItem(id: "b", volumePath: good.path, labels: zeros),
+                 CohortItem(id: "gone", volumePath: dir.appendingPathComponent("gone.nii.gz").path, labels: zeros),
+                 CohortItem(id: "d", volumePath: good.path, labels: zeros)]
+    let cohort = Cohort(name: "shard cohort", schema: schema, items: items)
+    var preprocess = try PreprocessConfig.preset("chest-ct")
+    preprocess.size = [16, 16, 8]
+    let config = VolumeLoaderConfig(preprocess: preprocess, cacheFolder: dir.appendingPathComponent("cache").path,
+                                    batchSize: 1, workers: 1, dropLast: true)
+    let rank0 = try VolumeLoader(cohort: cohort, config: config, shard: DataShard(rank: 0, count: 2))
+    let it0 = rank0.batches(epoch: 0).makeIterator()
+    #expect(try it0.next()?.ids == ["a"])
+    let error = #expect(throws: GreenRFMError.self) { try it0.next() }
+    #expect(error.map { "\($0)" }?.contains("data-parallel") == true)
+    #expect(try it0.next() == nil)
+    let rank1 = try VolumeLoader(cohort: cohort, config: config, shard: DataShard(rank: 1, count: 2))
+    #expect(try rank1.batches(epoch: 0).collect().map(\.ids) == [["b"], ["d"]])
+    // The same cohort in one process skips the failed batch.
+    let whole = try VolumeLoader(cohort: cohort, config: config)
+    #expect(try whole.batches(epoch: 0).collect().map(\.ids) == [["a"], ["b"], ["d"]])
+  }
+
   @Test func everyItemFailingIsAnErrorAndBadConfigsAreRejected() throws {
     let schema = try LabelSchema.load("chest-ct-18")
     let dir = try cohortTemporaryDirectory()

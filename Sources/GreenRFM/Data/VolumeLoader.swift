@@ -2,12 +2,6 @@ import Foundation
 import MedicalImaging
 import Reports
 
-/// A deterministic order for each epoch: a permutation of `0..<count` from `(seed, epoch)`.
-///
-/// Algorithm (fixed, so the order is identical on every run, machine and Swift version): the generator is
-/// `SeededGenerator` (SplitMix64) seeded with `mix(seed, epoch)`; a Fisher–Yates shuffle runs from the last position
-/// down, swapping position `i` with `j = uniform(0...i)`, where `uniform` takes 64-bit draws and rejects those below
-/// `2^64 mod (i + 1)` (no modulo bias). `mix` folds values with the SplitMix64 finaliser.
 /// One rank's part of every epoch in data-parallel training (a distributed sampler): with `count` ranks and
 /// micro-batches of `batchSize`, rank `r`'s batch `b` is batch `b·count + r` of the single-process epoch order, so the
 /// ranks' shards are disjoint, each epoch's order is the same on every run, and the ranks' batches `b` together are
@@ -40,6 +34,12 @@ public struct DataShard: Equatable, Sendable {
   }
 }
 
+/// A deterministic order for each epoch: a permutation of `0..<count` from `(seed, epoch)`.
+///
+/// Algorithm (fixed, so the order is identical on every run, machine and Swift version): the generator is
+/// `SeededGenerator` (SplitMix64) seeded with `mix(seed, epoch)`; a Fisher–Yates shuffle runs from the last position
+/// down, swapping position `i` with `j = uniform(0...i)`, where `uniform` takes 64-bit draws and rejects those below
+/// `2^64 mod (i + 1)` (no modulo bias). `mix` folds values with the SplitMix64 finaliser.
 public enum EpochOrder {
   /// The permutation of `0..<count` for `(seed, epoch)`.
   /// - Traps: when `count` is negative.
@@ -227,12 +227,12 @@ public final class VolumeLoader: @unchecked Sendable {
   private var written = 0
   private var reused = 0
 
-  /// - Throws: `GreenRFMError.invalidConfig` (see `VolumeLoaderConfig.validate`); `.invalidData` when no item has
-  ///   a volume path.
   /// This rank's part of every epoch (data-parallel training); `.whole` otherwise.
   public let shard: DataShard
 
   /// - Parameter shard: a rank's part of every epoch; a shard of more than one rank needs `dropLast`.
+  /// - Throws: `GreenRFMError.invalidConfig` (see `VolumeLoaderConfig.validate`); `.invalidData` when no item has
+  ///   a volume path.
   public init(cohort: Cohort, config: VolumeLoaderConfig, shard: DataShard = .whole) throws {
     try config.validate()
     guard shard.count == 1 || config.dropLast else {
@@ -550,6 +550,15 @@ final class BatchPipeline: @unchecked Sendable {
       if case .batch(let batch) = slot {
         yieldedAny = true
         return .success(batch)
+      }
+      // One process skips a batch whose items all failed; a data-parallel rank cannot, or it would train on batch
+      // b + 1 while the others are on batch b (and meet them at a different collective).
+      if loader.shard.count > 1 {
+        finished = true
+        return .failure(GreenRFMError.invalidData(
+          path: loader.cohort.name,
+          reason: "every item of batch \(nextToYield - 1) of epoch \(epoch) failed to load on this rank; a data-parallel "
+            + "run stops rather than skip a batch on one rank (see the loader's failures, \(loader.failures.count))"))
       }
     }
   }
