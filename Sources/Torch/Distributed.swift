@@ -1,5 +1,8 @@
 import CTorch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a rank finds its process group: the environment contract of PyTorch's launcher (`torchrun`, and
 /// `torch.distributed.init_process_group(init_method="env://")`).
@@ -7,6 +10,25 @@ import Foundation
 /// `MASTER_ADDR`, `MASTER_PORT`, `RANK`, `WORLD_SIZE` are required together; `LOCAL_RANK` (the rank on this machine,
 /// which picks the GPU) defaults to `RANK`.
 public struct DistributedEnvironment: Equatable, Sendable {
+  /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, released): the rendezvous port
+  /// of a single-machine run.
+  /// - Throws: `TorchError.invalidArgument` when no socket can be bound.
+  public static func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TorchError.invalidArgument("cannot open a socket to find a free port") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw TorchError.invalidArgument("cannot bind a socket on 127.0.0.1 to find a free port") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+  }
+
   public var masterAddress: String
   public var masterPort: Int
   public var rank: Int

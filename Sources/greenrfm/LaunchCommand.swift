@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Torch
 
 /// `greenrfm launch`: starts the ranks of a data-parallel run on this machine, as `torchrun` does.
 struct LaunchCommand: ParsableCommand {
@@ -43,7 +44,7 @@ struct LaunchCommand: ParsableCommand {
   var arguments: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
 
   func run() throws {
-    let port = try masterPort ?? (nnodes == 1 ? Self.freePort() : 29_500)
+    let port = try masterPort ?? (nnodes == 1 ? DistributedEnvironment.freeLoopbackPort() : 29_500)
     let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     let world = nproc * nnodes
     let state = LaunchState()
@@ -95,23 +96,6 @@ struct LaunchCommand: ParsableCommand {
       }
     }
     if let failure = state.failure { throw ExitCode(failure.status == 0 ? 1 : failure.status) }
-  }
-
-  /// A TCP port that was free a moment ago on 127.0.0.1 (bound to port 0 and released).
-  static func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw CommandError("cannot open a socket to find a free port") }
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw CommandError("cannot bind a socket to find a free port") }
-    return Int(UInt16(bigEndian: addr.sin_port))
   }
 }
 

@@ -50,24 +50,6 @@ enum DataParallelFixtures {
     return url
   }
 
-  /// A BERT folder with the MiniLM vocabulary, 2 layers of width 32 and no dropout.
-  static func tinyBertWithoutDropout(in dir: URL) throws -> URL {
-    let folder = dir.appendingPathComponent("tiny-bert-nodrop")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    let vocab = CohortData.root.appendingPathComponent("models/all-MiniLM-L6-v2/vocab.txt")
-    try Data(contentsOf: vocab).write(to: folder.appendingPathComponent("vocab.txt"))
-    let config = """
-      {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": 32,
-       "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
-       "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-       "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "pad_token_id": 0}
-      """
-    try Data(config.utf8).write(to: folder.appendingPathComponent("config.json"))
-    let encoder = try BertEncoder(config: try BertConfig.load(contentsOf: folder.appendingPathComponent("config.json")),
-                                  generator: Generator(seed: 11))
-    try SafeTensors.save(encoder.stateDict(), to: folder.appendingPathComponent("model.safetensors"))
-    return folder
-  }
 
   /// How far apart the trainable weights of two runs' newest checkpoints are: `model`, ‖a − b‖ / ‖b‖ over all
   /// trainable tensors together; `perTensor`, the largest per-tensor max |a − b| / max(max |b|, 10⁻³) (with its key).
@@ -120,7 +102,7 @@ struct DataParallelTests {
 
   @Test func aRankThatCannotReachTheMasterStopsWithinTheTimeout() throws {
     // Rank 1 of 2 with no rank 0 listening: the rendezvous fails after the time-out with a message naming the master.
-    let port = try freeTCPPort()
+    let port = try DistributedEnvironment.freeLoopbackPort()
     let start = Date()
     let message = errorText {
       try ProcessGroup(DistributedEnvironment(masterAddress: "127.0.0.1", masterPort: port, rank: 1, worldSize: 2),
@@ -139,7 +121,7 @@ struct DataParallelTests {
     let synth = try DataParallelFixtures.cohort(in: dir, train: 4)
     let preset = try DataParallelFixtures.preset(in: dir).path
     let cache = dir.appendingPathComponent("cache").path
-    let bert = try DataParallelFixtures.tinyBertWithoutDropout(in: dir)
+    let bert = try TrainingFixtures.tinyBert(in: dir, dropout: 0, seed: 11)
     let common = ["--preset", preset, "--cache", cache, "--threads", "1", "--seed", "5"]
       + DataParallelFixtures.cohortArguments(synth) + (stage.contains("stage2") ? ["--text-model", bert.path] : [])
     let two = dir.appendingPathComponent("\(name)-2ranks"), one = dir.appendingPathComponent("\(name)-1rank")
@@ -179,7 +161,7 @@ struct DataParallelTests {
     let arguments = ["train", "stage1", "--modality", "image", "--preset", preset, "--cache", dir.appendingPathComponent("cache").path,
                      "--threads", "1", "--max-steps", "8", "--dist-timeout", "60", "--output", run.path]
       + DataParallelFixtures.cohortArguments(synth)
-    let port = try freeTCPPort()
+    let port = try DistributedEnvironment.freeLoopbackPort()
     var ranks: [Process] = []
     let logs = (0..<2).map { dir.appendingPathComponent("rank\($0).log") }
     for rank in 0..<2 {
@@ -241,17 +223,3 @@ struct DataParallelTests {
   }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-func freeTCPPort() throws -> Int {
-  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-  defer { close(fd) }
-  var addr = sockaddr_in()
-  addr.sin_family = sa_family_t(AF_INET)
-  addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-  var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-  let ok = withUnsafeMutablePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-  }
-  guard ok else { throw TorchError.invalidArgument("no free port") }
-  return Int(UInt16(bigEndian: addr.sin_port))
-}

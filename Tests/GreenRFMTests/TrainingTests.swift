@@ -12,9 +12,10 @@ import TorchNN
 enum TrainingFixtures {
   static let shared = CohortData.root
 
-  /// A BERT folder with the MiniLM vocabulary and a tiny random encoder (seeded).
-  static func tinyBert(in dir: URL) throws -> URL {
-    let folder = dir.appendingPathComponent("tiny-bert")
+  /// A BERT folder with the MiniLM vocabulary and a tiny random encoder (2 layers of width 32, seeded); `dropout`
+  /// for the hidden and attention layers (0 for runs that must match exactly, as the data-parallel tests).
+  static func tinyBert(in dir: URL, dropout: Double = 0.1, seed: UInt64 = 7) throws -> URL {
+    let folder = dir.appendingPathComponent(dropout == 0 ? "tiny-bert-nodrop" : "tiny-bert")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     let vocab = shared.appendingPathComponent("models/all-MiniLM-L6-v2/vocab.txt")
     try Data(contentsOf: vocab).write(to: folder.appendingPathComponent("vocab.txt"))
@@ -22,11 +23,11 @@ enum TrainingFixtures {
       {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": 32,
        "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
        "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-       "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "pad_token_id": 0}
+       "hidden_dropout_prob": \(dropout), "attention_probs_dropout_prob": \(dropout), "pad_token_id": 0}
       """
     try Data(config.utf8).write(to: folder.appendingPathComponent("config.json"))
     let encoder = try BertEncoder(config: try BertConfig.load(contentsOf: folder.appendingPathComponent("config.json")),
-                                  generator: Generator(seed: 7))
+                                  generator: Generator(seed: seed))
     try SafeTensors.save(encoder.stateDict(), to: folder.appendingPathComponent("model.safetensors"))
     return folder
   }

@@ -8,7 +8,7 @@ import Torch
 struct DistributedTests {
   /// Runs `body(rank)` on two threads, each with its own joined group; returns the two results in rank order.
   func twoRanks<T: Sendable>(_ body: @escaping @Sendable (ProcessGroup) throws -> T) throws -> [T] {
-    let port = try Self.freePort()
+    let port = try DistributedEnvironment.freeLoopbackPort()
     let results = Results<T>()
     let group = DispatchGroup()
     for rank in 0..<2 {
@@ -77,24 +77,10 @@ struct DistributedTests {
 
   @Test func aBadEnvironmentIsAnErrorNotACrash() {
     let error = #expect(throws: TorchError.self) {
-      try ProcessGroup(DistributedEnvironment(masterAddress: "127.0.0.1", masterPort: try Self.freePort(), rank: 0, worldSize: 1),
+      try ProcessGroup(DistributedEnvironment(masterAddress: "127.0.0.1", masterPort: try DistributedEnvironment.freeLoopbackPort(), rank: 0, worldSize: 1),
                        backend: "mpi")
     }
     #expect("\(String(describing: error))".contains("unknown backend 'mpi'"))
-  }
-
-  static func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw TorchError.invalidArgument("no free port") }
-    return Int(UInt16(bigEndian: addr.sin_port))
   }
 }
 
