@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 using ctorch::T;
 using ctorch::ints;
@@ -38,13 +39,40 @@ bool reroutes_depth_last(const at::Tensor &x, const at::Tensor &w, const int64_t
   if (s[0] != 1 || w.size(-1) > 3 || w.size(-2) > 3) return false;
   return s[0] * s[1] * s[2] * s[3] <= kSlowConvThreshold && s[0] * s[1] * s[3] * s[4] > kSlowConvThreshold;
 }
+
+// oneDNN's bfloat16 weight gradient (libtorch 2.15, oneDNN 3.13, AVX-512 BF16 CPUs) is wrong for convolutions whose
+// input depth is above 1 and below the kernel's depth at depth-stride 1: a 3×3×3 convolution over a depth of 2 gives
+// weight gradients off by up to 10³⁶ (NaN at times), while the output and the input gradient stay right. Depths 1
+// and ≥ kernel depth, and the other two axes, are fine (bench/bf16_conv_check.py maps it; the same in PyTorch 2.15
+// in Python). Such convolutions only occur on tiny volumes (the demo's layer3 at 40×40×20 voxels), so they are
+// run in float32 and the output is cast back to the dtype the bfloat16 path would have given.
+bool bf16_weight_grad_broken(const at::Tensor &x, const at::Tensor &w, const int64_t *stride, at::ScalarType *out) {
+  if (!x.device().is_cpu() || x.dim() != 5 || w.dim() != 5 || x.is_mkldnn()) return false;
+  const bool autocast = at::autocast::is_autocast_enabled(at::kCPU) &&
+                        at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16 &&
+                        at::isFloatingType(x.scalar_type());
+  if (!autocast && x.scalar_type() != at::kBFloat16 && w.scalar_type() != at::kBFloat16) return false;
+  const int64_t depth = x.size(2), kernelDepth = w.size(2);
+  if (stride[0] != 1 || depth <= 1 || depth >= kernelDepth) return false;
+  *out = autocast ? at::kBFloat16 : x.scalar_type();
+  return true;
+}
 }  // namespace
 
 ct_status ct_conv3d(ct_tensor x, ct_tensor w, ct_tensor b, const int64_t *stride, const int64_t *padding,
                     const int64_t *dilation, int64_t groups, ct_tensor *out) {
   CT_GUARD({
     const at::Tensor &input = T(x), &weight = T(w);
-    if (reroutes_depth_last(input, weight, stride, groups)) {
+    at::ScalarType bf16OutputType;
+    if (bf16_weight_grad_broken(input, weight, stride, &bf16OutputType)) {
+      // Outside autocast, so that the float32 operands stay float32.
+      c10::impl::ExcludeDispatchKeyGuard noAutocast(c10::DispatchKey::AutocastCPU);
+      const auto bias = opt(b);
+      *out = wrap(at::conv3d(input.to(at::kFloat), weight.to(at::kFloat),
+                             bias ? std::optional<at::Tensor>(bias->to(at::kFloat)) : std::nullopt, ints(stride, 3),
+                             ints(padding, 3), ints(dilation, 3), groups)
+                      .to(bf16OutputType));
+    } else if (reroutes_depth_last(input, weight, stride, groups)) {
       const std::vector<int64_t> s{stride[1], stride[2], stride[0]}, p{padding[1], padding[2], padding[0]},
           d{dilation[1], dilation[2], dilation[0]};
       *out = wrap(at::conv3d(input.permute({0, 1, 3, 4, 2}), weight.permute({0, 1, 3, 4, 2}), opt(b), s, p, d, groups)

@@ -59,6 +59,34 @@ struct FunctionalGoldenTests {
     try expectClose(#require(b.grad), golden.tensor("\(name).grad_bias"), .float32, "\(name) bias gradient")
   }
 
+  /// A 3×3×3 convolution over an input depth of 2 under bfloat16 autocast. oneDNN's bfloat16 weight gradient is
+  /// wrong for this shape on AVX-512 BF16 CPUs (errors up to 10³⁶ of the gradient's scale, or NaN;
+  /// bench/bf16_conv_check.py), so `ct_conv3d` runs it in float32 and casts the output to bfloat16: the output must
+  /// be bfloat16 and within bfloat16 rounding of PyTorch's float32 answer, and the gradients within 1 % of the
+  /// largest float32 gradient (only `grad_out`'s rounding to bfloat16 separates them).
+  @Test("conv3d over depth 2 under bf16 autocast: bfloat16 output, weight gradient as in float32")
+  func conv3dDepth2UnderBF16Autocast() throws {
+    let name = "conv3d.bf16depth2"
+    let golden = try GoldenFile.load()
+    let p = try golden.json("\(name).params", as: ConvParams.self)
+    let x = try golden.tensor("\(name).x").requiringGrad()
+    let w = try golden.tensor("\(name).weight").requiringGrad()
+    let b = try golden.tensor("\(name).bias").requiringGrad()
+    #expect(x.shape[2] == 2 && w.shape[2] == 3)
+    let y = try withAutocast(dtype: .bfloat16) {
+      try Functional.conv3d(x, weight: w, bias: b, stride: p.stride, padding: p.padding)
+    }
+    #expect(y.dtype == .bfloat16)
+    try expectClose(y.to(.float32), golden.tensor("\(name).y"), .bfloat16, "\(name) output")
+    try (y * golden.tensor("\(name).grad_out")).sum().backward()
+    for (grad, key) in [(try #require(w.grad), "grad_weight"), (try #require(x.grad), "grad_x"),
+                        (try #require(b.grad), "grad_bias")] {
+      let expected = try golden.tensor("\(name).\(key)")
+      let scale = try expected.abs().max().item()
+      try expectClose(grad.to(.float32), expected, Tolerance(rtol: 1e-2, atol: 1e-2 * scale), "\(name) \(key)")
+    }
+  }
+
   struct BatchNormParams: Decodable {
     let momentum: Double
     let eps: Double
