@@ -271,6 +271,20 @@ ct_status ct_contiguous(ct_tensor t, ct_memory_format format, ct_tensor *out) {
   CT_GUARD(*out = wrap(T(t).contiguous(format == CT_MEMORY_CHANNELS_LAST_3D ? at::MemoryFormat::ChannelsLast3d
                                                                              : at::MemoryFormat::Contiguous)))
 }
+ct_status ct_zeros_like(ct_tensor t, ct_tensor *out) { CT_GUARD(*out = wrap(at::zeros_like(T(t)))) }
+ct_status ct_set_memory_format_(ct_tensor t, ct_memory_format format) {
+  CT_GUARD({
+    at::Tensor &x = T(t);
+    const auto f = format == CT_MEMORY_CHANNELS_LAST_3D ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::Contiguous;
+    // As Tensor.to(memory_format=f), which PyTorch's Module.to uses: decided by suggest_memory_format(), so that a
+    // tensor whose strides fit both layouts (a 1-channel convolution weight) gets f's strides too, and so makes
+    // the convolution's output f (is_contiguous(f) alone would leave the stem contiguous).
+    if (x.suggest_memory_format() != f) {
+      c10::AutoGradMode no_grad(false);
+      x.set_data(at::empty_like(x, f).copy_(x));
+    }
+  })
+}
 ct_status ct_clone(ct_tensor t, ct_tensor *out) { CT_GUARD(*out = wrap(T(t).clone())) }
 
 // ---- views and shape ----

@@ -186,8 +186,18 @@ ct_status ct_adamw_step(const ct_tensor *params, const ct_tensor *exp_avgs, cons
                       T(exp_avg_sqs[i]).sizes() == param.sizes(),
                   "AdamW: parameter ", i, " has sizes ", param.sizes(), " but its gradient or state has ",
                   grad.sizes(), " / ", T(exp_avgs[i]).sizes(), " / ", T(exp_avg_sqs[i]).sizes());
+      // The fused kernel walks the four tensors' storage in one flat order, so they must share strides (a
+      // channels-last parameter has channels-last state; see Module.convertParameters). A gradient laid out
+      // otherwise (set by hand, or zeros from the data-parallel helpers) is copied into the parameter's layout.
+      TORCH_CHECK(T(exp_avgs[i]).strides() == param.strides() && T(exp_avg_sqs[i]).strides() == param.strides(),
+                  "AdamW: parameter ", i, " and its optimizer state have different memory layouts (strides ",
+                  param.strides(), " against ", T(exp_avgs[i]).strides(), ")");
+      if (grad.strides() == param.strides()) {
+        g.push_back(grad);
+      } else {
+        g.push_back(at::empty_like(param).copy_(grad));
+      }
       p.push_back(T(params[i]));
-      g.push_back(grad);
       m.push_back(T(exp_avgs[i]));
       v.push_back(T(exp_avg_sqs[i]));
       s.push_back(T(steps[i]));

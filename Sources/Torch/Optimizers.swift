@@ -109,8 +109,10 @@ public final class AdamW: Optimizer {
         var params: [Tensor] = [], m: [Tensor] = [], v: [Tensor] = [], s: [Tensor] = []
         for (name, p) in group.parameters where p.grad != nil {
           if expAvg[name] == nil {
-            expAvg[name] = try Tensor.zeros(p.shape, dtype: p.dtype, device: p.device)
-            expAvgSq[name] = try Tensor.zeros(p.shape, dtype: p.dtype, device: p.device)
+            // In the parameter's memory layout: the fused kernel walks parameter, gradient and state in one
+            // flat order (PyTorch creates them with zeros_like(p, memory_format=torch.preserve_format) too).
+            expAvg[name] = try Tensor.zeros(like: p)
+            expAvgSq[name] = try Tensor.zeros(like: p)
             steps[name] = try Tensor.zeros([], dtype: .float32, device: p.device)
           }
           params.append(p)
@@ -157,8 +159,12 @@ public final class AdamW: Optimizer {
           throw TorchError.invalidArgument(
             "AdamW state for '\(name)' has shape \(m.shape), the parameter has \(p.shape)")
         }
-        expAvg[name] = try m.to(p.dtype).to(p.device).clone()
-        expAvgSq[name] = try v.to(p.dtype).to(p.device).clone()
+        // Copied into the parameter's memory layout (saved state is contiguous; the parameter may be channels-last).
+        let mean = try Tensor.zeros(like: p), square = try Tensor.zeros(like: p)
+        try mean.copyFrom(m)
+        try square.copyFrom(v)
+        expAvg[name] = mean
+        expAvgSq[name] = square
         steps[name] = try s.to(.float32).to(p.device).clone()
       }
     }

@@ -88,6 +88,12 @@ public final class Tensor: @unchecked Sendable {
     }
   }
 
+  /// Zeros with `other`'s shape, dtype, device and memory layout (`torch.zeros_like`, which preserves the
+  /// strides of a dense tensor: a channels-last parameter gets channels-last zeros).
+  public static func zeros(like other: Tensor) throws -> Tensor {
+    try make("zeros_like") { ct_zeros_like(other.handle, $0) }
+  }
+
   public static func ones(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
     try withInt64s(shape) { p, n in
       try make("ones") { ct_ones(p, n, dtype.code, device.kind, device.index, $0) }

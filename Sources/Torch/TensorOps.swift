@@ -19,6 +19,15 @@ extension Tensor {
     try make("contiguous") { ct_contiguous(handle, format.code, $0) }
   }
 
+  /// Re-lays out this tensor's storage in `format` in place, keeping the tensor itself: its identity, autograd
+  /// leaf status, and every reference to it (an optimizer's, a module's). PyTorch:
+  /// `p.data = p.contiguous(memory_format=format)`. Values and shape are unchanged; a no-op when already laid out
+  /// so. `.channelsLast3d` needs a 5-D tensor.
+  /// - Throws: `TorchError.libtorch` for a format that does not fit the tensor's rank.
+  public func setMemoryFormat(_ format: MemoryFormat) throws {
+    try check(ct_set_memory_format_(handle, format.code), "set memory format")
+  }
+
   /// A copy with its own storage (autograd-tracked, as `Tensor.clone()`).
   public func clone() throws -> Tensor { try make("clone") { ct_clone(handle, $0) } }
 

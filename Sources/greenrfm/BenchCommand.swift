@@ -40,6 +40,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Input size D,H,W in voxels.")
     var size: String = "96,192,192"
 
+    @Flag(help: "Keep the convolution weights contiguous under bf16 on the CPU (training makes them channels-last there for crops of 1,000,000 voxels or more; this compares the two).")
+    var contiguousWeights = false
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -59,6 +62,11 @@ struct BenchCommand: ParsableCommand {
       let generator = Generator(seed: global.seed)
       let model = try ResNet3D18(stem: preset, classes: 18, generator: generator)
       try model.to(device)
+      // As the trainer does (Trainer.usesChannelsLastWeights): channels-last convolution weights under bf16 on the
+      // CPU for large crops.
+      let channelsLast = !contiguousWeights && Trainer.usesChannelsLastWeights(
+        device: device, precision: precision == .bf16 ? .bf16 : .fp32, crop: parsedSize!)
+      if channelsLast { try model.convertParameters(to: .channelsLast3d) }
       model.train()
       let optimizer = try AdamW(parameters: model.namedParameters(), learningRate: 1e-4, weightDecay: 1e-4)
       let x = try Tensor.randn([batchSize, 1] + parsedSize!, generator: generator).to(device)
@@ -91,6 +99,7 @@ struct BenchCommand: ParsableCommand {
       result.merge([
         "preset": preset.rawValue, "batch_size": batchSize, "precision": precision.rawValue,
         "size": parsedSize!, "steps": steps, "losses": losses,
+        "weights_layout": channelsLast ? "channels-last" : "contiguous",
         "gflop_per_step": Self.trainingGFLOP(preset: preset, batchSize: batchSize, size: parsedSize!),
       ]) { $1 }
       try BenchStats.emit(result, json: json, label: "train step (\(preset.rawValue), batch \(batchSize), \(precision.rawValue))")

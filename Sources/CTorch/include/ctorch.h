@@ -134,6 +134,11 @@ ct_status ct_to_dtype(ct_tensor _Nonnull t, ct_dtype dtype, ct_tensor _Nullable 
 ct_status ct_to_device(ct_tensor _Nonnull t, ct_device_kind kind, int32_t index,
                        ct_tensor _Nullable *_Nonnull out);
 ct_status ct_contiguous(ct_tensor _Nonnull t, ct_memory_format format, ct_tensor _Nullable *_Nonnull out);
+/// A zero tensor with `t`'s shape, dtype, device and strides (`torch.zeros_like`, preserve_format).
+ct_status ct_zeros_like(ct_tensor _Nonnull t, ct_tensor _Nullable *_Nonnull out);
+/// Re-lays out `t`'s storage in `format` in place, keeping the tensor itself (its identity, autograd leaf status and
+/// every handle to it): `p.data = p.contiguous(memory_format=format)` in PyTorch. Values are unchanged.
+ct_status ct_set_memory_format_(ct_tensor _Nonnull t, ct_memory_format format);
 ct_status ct_clone(ct_tensor _Nonnull t, ct_tensor _Nullable *_Nonnull out);
 
 /* ---- views and shape ------------------------------------------------------------------------------- */
