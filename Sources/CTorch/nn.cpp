@@ -40,20 +40,30 @@ bool reroutes_depth_last(const at::Tensor &x, const at::Tensor &w, const int64_t
   return s[0] * s[1] * s[2] * s[3] <= kSlowConvThreshold && s[0] * s[1] * s[3] * s[4] > kSlowConvThreshold;
 }
 
-// oneDNN's bfloat16 weight gradient (libtorch 2.15, oneDNN 3.13, AVX-512 BF16 CPUs) is wrong for convolutions whose
-// input depth is above 1 and below the kernel's depth at depth-stride 1: a 3×3×3 convolution over a depth of 2 gives
-// weight gradients off by up to 10³⁶ (NaN at times), while the output and the input gradient stay right. Depths 1
-// and ≥ kernel depth, and the other two axes, are fine (bench/bf16_conv_check.py maps it; the same in PyTorch 2.15
-// in Python). Such convolutions only occur on tiny volumes (the demo's layer3 at 40×40×20 voxels), so they are
-// run in float32 and the output is cast back to the dtype the bfloat16 path would have given.
-bool bf16_weight_grad_broken(const at::Tensor &x, const at::Tensor &w, const int64_t *stride, at::ScalarType *out) {
+// oneDNN's bfloat16 weight gradient (libtorch 2.15, oneDNN 3.13, AVX-512 BF16 CPUs) is wrong when a convolution's
+// input depth is above 1 and below the kernel's depth and its output has more than one slice: a 3×3×3 convolution
+// over a depth of 2 gives weight gradients off by up to 10³⁶ (NaN at times), and some strided shapes (depth 5,
+// kernel 7, stride 2) even corrupt the heap. The output and the input gradient stay right; depth 1, depths at or
+// above the kernel's, outputs of one slice, and the other two axes are fine (bench/bf16_conv_check.py maps it; the
+// same in PyTorch 2.15 in Python). Such convolutions only occur on tiny volumes (the demo's layer3 at 40×40×20
+// voxels), so they run in float32 and the output is cast back to the dtype the bfloat16 path would have given.
+// Taken only where libtorch itself would compute in bfloat16: under CPU bf16 autocast for float32/bfloat16/float16
+// operands (autocast leaves float64 alone), or outside autocast when input, weight and bias are all bfloat16 (a
+// dtype mix stays libtorch's to report).
+bool bf16_weight_grad_broken(const at::Tensor &x, const at::Tensor &w, const std::optional<at::Tensor> &b,
+                             const int64_t *stride, const int64_t *padding, const int64_t *dilation,
+                             at::ScalarType *out) {
   if (!x.device().is_cpu() || x.dim() != 5 || w.dim() != 5 || x.is_mkldnn()) return false;
   const bool autocast = at::autocast::is_autocast_enabled(at::kCPU) &&
                         at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16 &&
-                        at::isFloatingType(x.scalar_type());
-  if (!autocast && x.scalar_type() != at::kBFloat16 && w.scalar_type() != at::kBFloat16) return false;
+                        at::isFloatingType(x.scalar_type()) && x.scalar_type() != at::kDouble;
+  const bool allBF16 = x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kBFloat16 &&
+                       (!b || b->scalar_type() == at::kBFloat16);
+  if (!autocast && !allBF16) return false;
   const int64_t depth = x.size(2), kernelDepth = w.size(2);
-  if (stride[0] != 1 || depth <= 1 || depth >= kernelDepth) return false;
+  if (depth <= 1 || depth >= kernelDepth || stride[0] < 1) return false;
+  const int64_t outDepth = (depth + 2 * padding[0] - dilation[0] * (kernelDepth - 1) - 1) / stride[0] + 1;
+  if (outDepth <= 1) return false;
   *out = autocast ? at::kBFloat16 : x.scalar_type();
   return true;
 }
@@ -64,10 +74,10 @@ ct_status ct_conv3d(ct_tensor x, ct_tensor w, ct_tensor b, const int64_t *stride
   CT_GUARD({
     const at::Tensor &input = T(x), &weight = T(w);
     at::ScalarType bf16OutputType;
-    if (bf16_weight_grad_broken(input, weight, stride, &bf16OutputType)) {
+    const auto bias = opt(b);
+    if (bf16_weight_grad_broken(input, weight, bias, stride, padding, dilation, &bf16OutputType)) {
       // Outside autocast, so that the float32 operands stay float32.
       c10::impl::ExcludeDispatchKeyGuard noAutocast(c10::DispatchKey::AutocastCPU);
-      const auto bias = opt(b);
       *out = wrap(at::conv3d(input.to(at::kFloat), weight.to(at::kFloat),
                              bias ? std::optional<at::Tensor>(bias->to(at::kFloat)) : std::nullopt, ints(stride, 3),
                              ints(padding, 3), ints(dilation, 3), groups)

@@ -137,7 +137,8 @@ open class Module {
   /// `module.to(memory_format=torch.channels_last_3d)`: the parameters keep their identity and values, so an
   /// optimizer holding them is unaffected as long as it has no state yet (AdamW creates its state in the
   /// parameter's layout). Convolutions with channels-last weights return channels-last activations; on this
-  /// project's CPU that makes a bf16-autocast lite ResNet training step about 6 % faster (docs/PERFORMANCE.md).
+  /// project's CPU that makes a bf16-autocast lite ResNet training step at the chest crop 3–4 % faster
+  /// (docs/PERFORMANCE.md).
   /// Checkpoints are unaffected: safetensors are written from contiguous copies and loaded by value.
   public func convertParameters(to format: MemoryFormat) throws {
     for (_, t) in namedParameters() where t.shape.count == 5 { try t.setMemoryFormat(format) }

@@ -59,20 +59,21 @@ struct FunctionalGoldenTests {
     try expectClose(#require(b.grad), golden.tensor("\(name).grad_bias"), .float32, "\(name) bias gradient")
   }
 
-  /// A 3×3×3 convolution over an input depth of 2 under bfloat16 autocast. oneDNN's bfloat16 weight gradient is
-  /// wrong for this shape on AVX-512 BF16 CPUs (errors up to 10³⁶ of the gradient's scale, or NaN;
+  /// Convolutions over an input depth above 1 and below the kernel's (3×3×3 over depth 2; 4×3×3 over depth 3 at
+  /// depth-stride 2) under bfloat16 autocast. oneDNN's bfloat16 weight gradient is wrong for these shapes on AVX-512
+  /// BF16 CPUs (errors up to 10³⁶ of the gradient's scale, or NaN;
   /// bench/bf16_conv_check.py), so `ct_conv3d` runs it in float32 and casts the output to bfloat16: the output must
   /// be bfloat16 and within bfloat16 rounding of PyTorch's float32 answer, and the gradients within 1 % of the
   /// largest float32 gradient (only `grad_out`'s rounding to bfloat16 separates them).
-  @Test("conv3d over depth 2 under bf16 autocast: bfloat16 output, weight gradient as in float32")
-  func conv3dDepth2UnderBF16Autocast() throws {
-    let name = "conv3d.bf16depth2"
+  @Test("conv3d over an input depth below the kernel's under bf16 autocast: bfloat16 output, gradients as in float32",
+        arguments: ["conv3d.bf16depth2", "conv3d.bf16depth3s2"])
+  func conv3dShallowDepthUnderBF16Autocast(_ name: String) throws {
     let golden = try GoldenFile.load()
     let p = try golden.json("\(name).params", as: ConvParams.self)
     let x = try golden.tensor("\(name).x").requiringGrad()
     let w = try golden.tensor("\(name).weight").requiringGrad()
     let b = try golden.tensor("\(name).bias").requiringGrad()
-    #expect(x.shape[2] == 2 && w.shape[2] == 3)
+    #expect(x.shape[2] > 1 && x.shape[2] < w.shape[2])
     let y = try withAutocast(dtype: .bfloat16) {
       try Functional.conv3d(x, weight: w, bias: b, stride: p.stride, padding: p.padding)
     }
@@ -85,6 +86,20 @@ struct FunctionalGoldenTests {
       let scale = try expected.abs().max().item()
       try expectClose(grad.to(.float32), expected, Tolerance(rtol: 1e-2, atol: 1e-2 * scale), "\(name) \(key)")
     }
+  }
+
+  /// The float32 fallback above is taken only where libtorch itself would compute in bfloat16: autocast leaves a
+  /// float64 convolution in float64, and a float32 input with a bfloat16 weight outside autocast stays an error.
+  @Test("conv3d over depth 2: float64 under bf16 autocast stays float64; mixed dtypes outside autocast still throw")
+  func conv3dShallowDepthOnlyWhereBF16() throws {
+    let g = Generator(seed: 3)
+    let x = try Tensor.randn([1, 2, 2, 4, 4], generator: g)
+    let w = try Tensor.randn([2, 2, 3, 3, 3], generator: g)
+    let y = try withAutocast(dtype: .bfloat16) {
+      try Functional.conv3d(x.to(.float64), weight: w.to(.float64), padding: [1, 1, 1])
+    }
+    #expect(y.dtype == .float64)
+    #expect(throws: (any Error).self) { try Functional.conv3d(x, weight: w.to(.bfloat16), padding: [1, 1, 1]) }
   }
 
   struct BatchNormParams: Decodable {

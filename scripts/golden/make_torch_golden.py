@@ -104,6 +104,8 @@ conv3d_error_bounds("conv3d.depthlast")
 # CPUs (bench/bf16_conv_check.py), so under bfloat16 autocast the shim runs it in float32. The values here are
 # PyTorch's float32 answers; the Swift test runs the case under autocast.
 conv3d_case("conv3d.bf16depth2", 104, (4, 16, 2, 5, 5), (16, 16, 3, 3, 3), (1, 1, 1), (1, 1, 1))
+# The same bug at depth-stride 2: input depth 3 under a kernel depth of 4, two output slices.
+conv3d_case("conv3d.bf16depth3s2", 105, (2, 16, 3, 5, 5), (16, 16, 4, 3, 3), (2, 1, 1), (2, 1, 1))
 
 # ---- batch_norm: training (output, running statistics, gradients) and evaluation ----------------------
 g = gen(201)
