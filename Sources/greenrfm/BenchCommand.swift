@@ -46,7 +46,6 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
-    enum Precision: String, ExpressibleByArgument, CaseIterable { case fp32, bf16 }
 
     func validate() throws {
       guard batchSize >= 1, steps >= 1, warmup >= 0 else {
@@ -65,40 +64,27 @@ struct BenchCommand: ParsableCommand {
       // As the trainer does (Trainer.usesChannelsLastWeights): channels-last convolution weights under bf16 on the
       // CPU for large crops.
       let channelsLast = !contiguousWeights && Trainer.usesChannelsLastWeights(
-        device: device, precision: precision == .bf16 ? .bf16 : .fp32, crop: parsedSize!)
+        device: device, precision: precision, crop: parsedSize!)
       if channelsLast { try model.convertParameters(to: .channelsLast3d) }
       model.train()
       let optimizer = try AdamW(parameters: model.namedParameters(), learningRate: 1e-4, weightDecay: 1e-4)
       let x = try Tensor.randn([batchSize, 1] + parsedSize!, generator: generator).to(device)
       let y = try Tensor.randint(0, 2, [batchSize, 18], generator: generator).to(.float32).to(device)
 
-      func step() throws -> Double {
-        let loss: Tensor
-        if precision == .bf16 {
-          loss = try withAutocast(device: device, dtype: .bfloat16) {
-            try Functional.bceWithLogits(model(x), targets: y)
-          }
-        } else {
-          loss = try Functional.bceWithLogits(model(x), targets: y)
+      var losses: [Double] = []
+      let times = try BenchStats.time(warmup: warmup, steps: steps) {
+        let loss = try withAutocast(device: device, dtype: .bfloat16, enabled: precision == .bf16) {
+          try Functional.bceWithLogits(model(x), targets: y)
         }
         try loss.backward()
         try optimizer.step()
         try optimizer.zeroGrad()
-        return try loss.item()
-      }
-
-      for _ in 0..<warmup { _ = try step() }
-      var times: [Double] = []
-      var losses: [Double] = []
-      for _ in 0..<steps {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        losses.append(try step())
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        losses.append(try loss.item())
       }
       var result = BenchStats(times).json
       result.merge([
         "preset": preset.rawValue, "batch_size": batchSize, "precision": precision.rawValue,
-        "size": parsedSize!, "steps": steps, "losses": losses,
+        "size": parsedSize!, "steps": steps, "losses": Array(losses.suffix(steps)),
         "weights_layout": channelsLast ? "channels-last" : "contiguous",
         "gflop_per_step": Self.trainingGFLOP(preset: preset, batchSize: batchSize, size: parsedSize!),
       ]) { $1 }
@@ -153,6 +139,9 @@ struct BenchStats {
   }
 }
 
+/// `fp32` or `bf16` on the command line (GreenRFM's training precision).
+extension Precision: ExpressibleByArgument {}
+
 /// Parses "D,H,W" (three positive integers).
 func parseSize(_ text: String) -> [Int]? {
   let v = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -204,7 +193,7 @@ extension BenchCommand {
     @Option(help: "Volumes per forward pass.") var batchSize: Int = 1
     @Option(help: "Timed passes.") var steps: Int = 10
     @Option(help: "Untimed warm-up passes.") var warmup: Int = 2
-    @Option(help: "fp32, or bf16 (autocast on the CPU).") var precision: TrainStep.Precision = .fp32
+    @Option(help: "fp32, or bf16 (autocast on the CPU).") var precision: Precision = .fp32
     @Option(help: "Input size D,H,W in voxels.") var size: String = "96,192,192"
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
@@ -252,7 +241,7 @@ extension BenchCommand {
     @Option(help: "Tokens per report.") var tokens: Int = 128
     @Option(help: "Timed steps.") var steps: Int = 5
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 1
-    @Option(help: "fp32, or bf16 (autocast on the CPU).") var precision: TrainStep.Precision = .fp32
+    @Option(help: "fp32, or bf16 (autocast on the CPU).") var precision: Precision = .fp32
     @Option(help: "Text model folder with config.json (default: .models/all-MiniLM-L6-v2 or $GREENRFM_TEXT_MODEL).")
     var textModel: String?
     @Flag(help: "Print one JSON object instead of text.") var json = false
@@ -435,7 +424,7 @@ extension BenchCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Matrix size n (n × n times n × n).") var size: Int = 4096
     @Option(help: "Timed products.") var steps: Int = 5
-    @Option(help: "fp32 or bf16.") var precision: TrainStep.Precision = .fp32
+    @Option(help: "fp32 or bf16.") var precision: Precision = .fp32
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {

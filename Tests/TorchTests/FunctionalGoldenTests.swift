@@ -10,14 +10,19 @@ struct FunctionalGoldenTests {
     let padding: [Int]
   }
 
+  /// A conv3d case's input, weight and bias (requiring gradients) and its settings, as decoded `P`.
+  static func convCase<P: Decodable>(_ name: String, _ golden: GoldenFile, as: P.Type)
+    throws -> (params: P, x: Tensor, w: Tensor, b: Tensor)
+  {
+    (try golden.json("\(name).params", as: P.self), try golden.tensor("\(name).x").requiringGrad(),
+     try golden.tensor("\(name).weight").requiringGrad(), try golden.tensor("\(name).bias").requiringGrad())
+  }
+
   @Test("conv3d forward and input, weight and bias gradients of sum(y · g)",
         arguments: ["conv3d.a", "conv3d.patch4"])
   func conv3d(_ name: String) throws {
     let golden = try GoldenFile.load()
-    let p = try golden.json("\(name).params", as: ConvParams.self)
-    let x = try golden.tensor("\(name).x").requiringGrad()
-    let w = try golden.tensor("\(name).weight").requiringGrad()
-    let b = try golden.tensor("\(name).bias").requiringGrad()
+    let (p, x, w, b) = try Self.convCase(name, golden, as: ConvParams.self)
 
     let y = try Functional.conv3d(x, weight: w, bias: b, stride: p.stride, padding: p.padding)
     try expectClose(y, golden.tensor("\(name).y"), .float32, "\(name) output")
@@ -44,10 +49,7 @@ struct FunctionalGoldenTests {
   func conv3dDepthLast() throws {
     let name = "conv3d.depthlast"
     let golden = try GoldenFile.load()
-    let p = try golden.json("\(name).params", as: DepthLastParams.self)
-    let x = try golden.tensor("\(name).x").requiringGrad()
-    let w = try golden.tensor("\(name).weight").requiringGrad()
-    let b = try golden.tensor("\(name).bias").requiringGrad()
+    let (p, x, w, b) = try Self.convCase(name, golden, as: DepthLastParams.self)
     #expect(x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] <= 20480 && x.shape[1] * x.shape[3] * x.shape[4] > 20480)
     let y = try Functional.conv3d(x, weight: w, bias: b, stride: p.stride, padding: p.padding)
     try expectClose(y, golden.tensor("\(name).y"), Tolerance(rtol: 0, atol: 5 * p.errorY), "\(name) output")
@@ -69,10 +71,7 @@ struct FunctionalGoldenTests {
         arguments: ["conv3d.bf16depth2", "conv3d.bf16depth3s2"])
   func conv3dShallowDepthUnderBF16Autocast(_ name: String) throws {
     let golden = try GoldenFile.load()
-    let p = try golden.json("\(name).params", as: ConvParams.self)
-    let x = try golden.tensor("\(name).x").requiringGrad()
-    let w = try golden.tensor("\(name).weight").requiringGrad()
-    let b = try golden.tensor("\(name).bias").requiringGrad()
+    let (p, x, w, b) = try Self.convCase(name, golden, as: ConvParams.self)
     #expect(x.shape[2] > 1 && x.shape[2] < w.shape[2])
     let y = try withAutocast(dtype: .bfloat16) {
       try Functional.conv3d(x, weight: w, bias: b, stride: p.stride, padding: p.padding)
