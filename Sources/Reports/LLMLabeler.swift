@@ -448,9 +448,11 @@ public final class LLMLabeler: Sendable {
       throw AttemptError.fatal("invalid URL \(options.endpoint)")
     } catch {
       if Task.isCancelled { throw CancellationError() }
-      let failures = streak.fail()
-      if failures >= options.maxConsecutiveTransportFailures {
-        throw AttemptError.abort("\(failures) transport failures in a row (last: \(error)); is \(options.endpoint) reachable?")
+      // Concurrent requests may push the streak past the limit before the first abort lands; the message names the
+      // limit that was reached, so it does not depend on that race.
+      if streak.fail() >= options.maxConsecutiveTransportFailures {
+        throw AttemptError.abort("\(options.maxConsecutiveTransportFailures) transport failures in a row (last: \(error)); "
+          + "is \(options.endpoint) reachable?")
       }
       throw AttemptError.retryable("transport error (\(error))", retryAfterSeconds: nil)
     }
