@@ -89,6 +89,18 @@ public enum ContrastiveKind: String, Codable, Sendable, CaseIterable {
   case clip
 }
 
+/// How stage 2 initialises the aligned space (the two projections and the shared classifier).
+public enum AlignedSpaceInit: String, Codable, Sendable, CaseIterable {
+  /// Random projections and classifier (the authors' code).
+  case random
+  /// Seeded from the stage-1 heads: the first C latent coordinates are the stage-1 logits scaled by
+  /// `GreenRFMModel.seedScale` (projection rows = scale × each stage-1 head's weights), the shared classifier reads
+  /// them back (weight = I / scale on those coordinates, 0 elsewhere; bias = the mean of the two heads' biases), and
+  /// the other projection rows start at 0.1 × their random values. Stage 2 then starts with both encoders' stage-1
+  /// classifiers intact and agreeing in the shared space, instead of spending its first epoch relearning them.
+  case stage1Heads
+}
+
 /// Weights for positives in BCE.
 public enum PositiveWeighting: String, Codable, Sendable, CaseIterable {
   case none
@@ -132,6 +144,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
   public var contrastive: ContrastiveKind = .dot
   /// Stage 2 only: weight of the shared classifier's BCE, applied as weight × (BCE(image) + BCE(text)) / 2.
   public var classifierWeight: Double = 1
+  /// Stage 2 only: how the projections and the shared classifier start (default: random, as the authors').
+  public var alignedSpaceInit: AlignedSpaceInit = .random
   /// Save a checkpoint every this many optimizer steps (and at the end of each epoch and of the run).
   public var checkpointEvery: Int = 200
   /// How many step checkpoints to keep on disk (the newest).
@@ -305,6 +319,7 @@ extension TrainConfig {
     positiveWeighting = try c.decodeIfPresent(PositiveWeighting.self, forKey: .positiveWeighting) ?? positiveWeighting
     contrastive = try c.decodeIfPresent(ContrastiveKind.self, forKey: .contrastive) ?? contrastive
     classifierWeight = try c.decodeIfPresent(Double.self, forKey: .classifierWeight) ?? classifierWeight
+    alignedSpaceInit = try c.decodeIfPresent(AlignedSpaceInit.self, forKey: .alignedSpaceInit) ?? alignedSpaceInit
     checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? checkpointEvery
     keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? keepCheckpoints
     logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? logEvery

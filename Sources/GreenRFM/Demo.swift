@@ -71,17 +71,19 @@ public enum Demo {
   /// (docs/SYNTH.md): at least about 2 voxels across, or a strong density change over a large region. Chosen from the
   /// generator's geometry before any training, not from the results. Left out: specks of 2–3 mm (arterial and coronary
   /// calcification), thin walls and lines (peribronchial thickening, bronchiectasis, septal thickening, fibrotic bands),
-  /// and the faint ±60–80 HU mosaic patches. `zeroShot/auroc/visualMacro` is the macro AUROC over these.
+  /// and the faint ±60–80 HU mosaic patches. `zeroShot/auroc/visualMacro` is the macro AUROC over these. (Generator
+  /// version 3 strengthened four of these signatures after version 2's demo did not learn them: metal streaks, a
+  /// larger hernia, larger and more nodules, denser ground glass; the list itself is unchanged.)
   public static let visibleFindings: [String] = [
-    "medical_material",      // metal at +1800…+2500 HU (port, pacemaker, sternal wires): saturates the window
+    "medical_material",      // metal (port, pacemaker, sternal wires) and its ±250–450 HU streaks across the slice
     "cardiomegaly",          // heart 1.3–1.5× in-plane
     "pericardial_effusion",  // 5–11 mm rim of fluid around the heart
-    "hiatal_hernia",         // 3–4 cm sac above the diaphragm with gas
+    "hiatal_hernia",         // 4–5 cm sac above the diaphragm with gas
     "lymphadenopathy",       // 2–5 nodes of 18–32 mm
     "emphysema",             // lungs pulled 55–85 % towards −960 HU, bullae
     "atelectasis",           // wedge at the posterior lung base
-    "lung_nodule",           // 12–26 mm solid spheres in the lung
-    "lung_opacity",          // ground-glass patches (−580…−450 HU)
+    "lung_nodule",           // 2–4 solid spheres of 16–28 mm in the lung
+    "lung_opacity",          // ground-glass patches (−500…−350 HU, 20–34 mm radii)
     "pleural_effusion",      // 20–40 mm dependent fluid layer
     "consolidation",         // lobe-sized ellipsoid of 22–40 mm radii
   ]
@@ -155,6 +157,7 @@ public enum Demo {
     align.batchSize = quick ? 4 : 8
     align.contrastive = .dot
     align.classifierWeight = 1
+    align.alignedSpaceInit = .stage1Heads
     align.checkpointEvery = 100
     align.logEvery = 5
     c.stage2 = align

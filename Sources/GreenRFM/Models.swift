@@ -96,6 +96,48 @@ public final class GreenRFMModel: Module {
     }
   }
 
+  /// The scale of the seeded latent coordinates (`AlignedSpaceInit.stage1Heads`): 0.25 keeps the dot product of two
+  /// seeded latents (18 logits of a few units on each side) in the tens rather than the hundreds.
+  public static let seedScale = 0.25
+
+  /// `AlignedSpaceInit.stage1Heads`: seeds the projections and the shared classifier from the stage-1 heads
+  /// (`head.weight` `[C, 512]` / `[C, H]`, `head.bias` `[C]` of the two stage-1 checkpoints), so that
+  /// `classifier(imageLatents(x))` equals the image stage-1 logits up to the bias, and likewise for text.
+  /// - Throws: `GreenRFMError.checkpoint` when a head is missing or mis-shaped, or latentDim < C.
+  public func seedAlignedSpace(imageHead: [String: Tensor], textHead: [String: Tensor],
+                               source: (image: String, text: String)) throws {
+    let c = classifier.weight.shape[0], d = classifier.weight.shape[1]
+    guard d >= c else {
+      throw GreenRFMError.checkpoint(path: source.image, reason: "latentDim \(d) is smaller than the \(c) findings: cannot seed the aligned space from the heads")
+    }
+    func head(_ state: [String: Tensor], _ projection: Linear, _ path: String) throws -> (Tensor, Tensor) {
+      guard let w = state["head.weight"], let b = state["head.bias"],
+            w.shape == [c, projection.weight.shape[1]], b.shape == [c] else {
+        throw GreenRFMError.checkpoint(path: path, reason: "no stage-1 head of shape [\(c), \(projection.weight.shape[1])] (head.weight, head.bias) to seed the aligned space")
+      }
+      return (w, b)
+    }
+    let (wi, bi) = try head(imageHead, imageProjection, source.image)
+    let (wt, bt) = try head(textHead, textProjection, source.text)
+    let s = Self.seedScale
+    try withNoGrad {
+      for (projection, w) in [(imageProjection, wi), (textProjection, wt)] {
+        let weight = projection.weight
+        try weight.narrow(dim: 0, start: 0, length: c).copyFrom(try w.to(weight.device).to(weight.dtype) * s)
+        if d > c {
+          let rest = try weight.narrow(dim: 0, start: c, length: d - c)
+          try rest.copyFrom(try rest * 0.1)
+        }
+      }
+      var eye = [Float](repeating: 0, count: c * d)
+      for k in 0..<c { eye[k * d + k] = Float(1 / s) }
+      try classifier.weight.copyFrom(try Tensor(eye, shape: [c, d]).to(classifier.weight.device))
+      if let bias = classifier.bias {
+        try bias.copyFrom(try ((bi.to(.float32) + bt.to(.float32)) * 0.5).to(bias.device))
+      }
+    }
+  }
+
   /// The entries whose key starts with `prefix`, with the prefix removed.
   static func strip(_ prefix: String, _ state: [String: Tensor]) -> [String: Tensor] {
     var out: [String: Tensor] = [:]

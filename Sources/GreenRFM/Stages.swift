@@ -326,6 +326,12 @@ public enum Stages {
                                   findings: run.schema.findings.count, generator: Generator(seed: run.seed))
     try model.loadStage1(image: imageState, text: textState, source: sources)
     try initializeBias(model.classifier, train)
+    if run.train.alignedSpaceInit == .stage1Heads {
+      guard let imageState, let textState else {
+        throw GreenRFMError.invalidArgument(name: "alignedSpaceInit", reason: "stage1Heads needs both stage-1 checkpoints (--image-init and --text-init)")
+      }
+      try model.seedAlignedSpace(imageHead: imageState, textHead: textState, source: sources)
+    }
     run.textFolder = textSource
     run.textConfig = config
     run.dataFingerprint = DataFingerprint(train)

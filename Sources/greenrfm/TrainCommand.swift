@@ -425,8 +425,16 @@ struct TrainStage2: ParsableCommand {
   @Option(help: "dot (raw dot products, temperature 1; default) or clip.")
   var contrastive: String?
 
+  @Option(help: ArgumentHelp(
+    "How the projections and the shared classifier start: random (the authors') or stage1Heads (seeded from the two stage-1 heads; see docs/TRAINING.md).",
+    valueName: "init"))
+  var alignedSpaceInit: String?
+
   func validate() throws {
     if let c = contrastive, ContrastiveKind(rawValue: c) == nil { throw ValidationError("--contrastive must be dot or clip") }
+    if let a = alignedSpaceInit, AlignedSpaceInit(rawValue: a) == nil {
+      throw ValidationError("--aligned-space-init must be random or stage1Heads")
+    }
   }
 
   func run() throws {
@@ -434,6 +442,7 @@ struct TrainStage2: ParsableCommand {
     let logger = Logger(label: "greenrfm.train")
     var (config, train) = try training.resolve(\.stage2)
     if let contrastive { train.contrastive = ContrastiveKind(rawValue: contrastive)!; config.stage2 = train }
+    if let alignedSpaceInit { train.alignedSpaceInit = AlignedSpaceInit(rawValue: alignedSpaceInit)!; config.stage2 = train }
     let all = try cohort.load()
     if let bad = all.items.first(where: { $0.volumePath == nil || ($0.reportText ?? "").isEmpty }) {
       throw CommandError("stage 2 needs a volume and a report for every item; '\(bad.id)' lacks one")

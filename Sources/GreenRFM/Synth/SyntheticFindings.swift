@@ -35,9 +35,9 @@ extension SynthFindingPlan {
     }
     if present[SynthFinding.hiatalHernia.rawValue] {
       var r = stream(.hiatalHernia)
-      let axes = Vec3(max(14, S * r.uniform(30, 40)), max(11, S * r.uniform(22, 30)), r.uniform(24, 34))
+      let axes = Vec3(max(20, S * r.uniform(44, 58)), max(16, S * r.uniform(32, 42)), r.uniform(40, 54))
       let base = a.esophagus[2]
-      hernia = (Vec3(base.x + 0.04 * ac0, base.y - 2, base.z + 0.45 * axes.z), axes)
+      hernia = (Vec3(base.x + 0.04 * ac0, base.y - 2, base.z + 0.6 * axes.z), axes)
       sizeMM[SynthFinding.hiatalHernia.rawValue] = Int((2 * axes.x).rounded())
     }
     if present[SynthFinding.lymphadenopathy.rawValue] {
@@ -56,10 +56,10 @@ extension SynthFindingPlan {
       }
       var order = Array(0..<names.count)
       for n in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(n, r.int(n + 1)) }
-      let count = r.int(2, 5)
+      let count = r.int(3, 6)
       var chosen: [String] = []
       for n in order.prefix(count) {
-        let radius = r.uniform(9, 16)
+        let radius = r.uniform(10, 17)
         nodes.append((station(n, radius), radius))
         chosen.append(names[n])
       }
@@ -180,11 +180,11 @@ extension SynthRenderer {
 
     if has(.lungOpacity) {
       var r = stream(.lungOpacity)
-      let patches = r.int(1, 3)
+      let patches = r.int(2, 4)
       var sides = Set<String>()
       for _ in 0..<patches {
-        let axes = Vec3(r.uniform(16, 28), r.uniform(16, 28), r.uniform(18, 30))
-        let target = -r.uniform(450, 580)
+        let axes = Vec3(r.uniform(20, 32), r.uniform(20, 32), r.uniform(22, 34))
+        let target = -r.uniform(350, 500)
         guard let c = lungPoint(&r, side: nil, margin: 4) else { continue }
         sides.insert(lobe(of: c).side)
         f.forEachVoxel(inEllipsoid: c, axes: axes, margin: 5) { idx, rho, _ in
@@ -271,13 +271,13 @@ extension SynthRenderer {
 
     if has(.lungNodule) {
       var r = stream(.lungNodule)
-      let count = r.int(1, 4)
+      let count = r.int(3, 6)
       var largest = 0.0
       var where_: (side: String, lobe: String)? = nil
       for _ in 0..<count {
-        let diameter = r.uniform(12, 26)
+        let diameter = r.uniform(16, 26)
         let radius = diameter / 2
-        guard let c = lungPoint(&r, side: nil, margin: radius + 2) else { continue }
+        guard let c = lungPoint(&r, side: nil, margin: 0.6 * radius + 2) else { continue }
         if diameter > largest { largest = diameter; where_ = lobe(of: c) }
         f.forEachVoxel(nearSegment: c, c, reach: radius + 0.8) { idx, d, _ in
           blend(idx, 30, Self.clamp01((radius + 0.75 - d) / 1.5))
@@ -390,6 +390,48 @@ extension SynthRenderer {
                      Vec3(x0, ys - half, z)], radius: 1.8, value: 2500)
         }
         _ = ra
+      }
+      addMetalStreaks(&r)
+    }
+  }
+
+  /// Metal artifact: in every slice holding metal (voxels above 1,500 HU), bright and dark streaks radiate from the
+  /// metal's centroid across the body, ±250–450 HU (35 % of that for a thin wire, all of it from six metal voxels in
+  /// the slice on), 3 mm wide, fading over about 15 cm. Real CT shows them around ports, pacemakers and sternal wires; unlike the metal itself, which
+  /// the [−1000, 200] HU window cannot tell from bone, they reach the lungs and soft tissue, where they stay visible.
+  mutating func addMetalStreaks(_ r: inout SynthRandom) {
+    let f = frame
+    for k in 0..<f.nk {
+      var count = 0
+      var centroid = Vec3(0, 0, 0)
+      for j in 0..<f.nj {
+        for i in 0..<f.ni where hu[f.index(i, j, k)] > 1500 {
+          count += 1
+          centroid = centroid + f.body(i, j, k)
+        }
+      }
+      guard count > 0 else { continue }
+      centroid = centroid * (1 / Double(count))
+      let strength = min(1, 0.35 + Double(count) / 6)
+      let rays = (0..<8).map { n -> (Double, Double, Double) in
+        let angle = r.uniform(0, Double.pi)
+        let amplitude = strength * r.uniform(250, 450) * (n % 2 == 0 ? 1 : -1)
+        return (Foundation.cos(angle), Foundation.sin(angle), amplitude)
+      }
+      for j in 0..<f.nj {
+        for i in 0..<f.ni {
+          let idx = f.index(i, j, k)
+          guard tissue[idx] != SyntheticTissue.air.rawValue, hu[idx] <= 1500 else { continue }
+          let p = f.body(i, j, k)
+          let dx = p.x - centroid.x, dy = p.y - centroid.y
+          let fade = Foundation.exp(-(dx * dx + dy * dy).squareRoot() / 150)
+          var add = 0.0
+          for (c, s, amplitude) in rays {
+            let across = dx * s - dy * c  // distance from the ray's line
+            add += amplitude * Foundation.exp(-across * across / (2 * 1.5 * 1.5))
+          }
+          hu[idx] += Float(add * fade)
+        }
       }
     }
   }

@@ -14,7 +14,7 @@ public enum SyntheticMention: String, Codable, Sendable, CaseIterable {
 
 /// CT-RATE-style report writer: the usual order of a CT-RATE findings section (airways, mediastinum and heart,
 /// esophagus, nodes, "When examined in the lung parenchyma window;", lungs, pleura, upper abdomen, bones) and an
-/// impression listing the positive and uncertain findings.
+/// impression listing the positive and uncertain findings, then about half of the negated ones (pertinent negatives).
 ///
 /// Mention rules (drawn from the patient's report stream): a present finding is described (88 %) or mentioned as
 /// uncertain (12 %), never negated or left out; an absent one is negated (45 %), mentioned as uncertain (4 %) or
@@ -224,7 +224,7 @@ enum SynthReportWriter {
       .emphysema: ("Emphysema.", "Possible emphysema."),
       .atelectasis: ("Atelectasis.", "Possible atelectasis."),
       .lungNodule: ("Pulmonary nodule.", "Possible pulmonary nodule."),
-      .lungOpacity: ("Ground glass opacities.", "Possible ground glass opacity."),
+      .lungOpacity: (r.pick(["Ground glass opacities.", "Lung opacities of ground glass density."]), "Possible ground glass opacity."),
       .fibroticSequela: ("Fibrotic sequelae.", "Possible fibrotic changes."),
       .pleuralEffusion: ("Pleural effusion.", "Possible pleural effusion."),
       .mosaicAttenuation: ("Mosaic attenuation pattern.", "Possible mosaic attenuation."),
@@ -233,10 +233,36 @@ enum SynthReportWriter {
       .bronchiectasis: ("Bronchiectasis.", "Possible bronchiectasis."),
       .septalThickening: ("Interlobular septal thickening.", "Possible septal thickening."),
     ]
+    // Pertinent negatives: about half of the negated findings are repeated in the impression ("No pleural
+    // effusion."), as many radiologists write them; they put "no X" statements within the text encoder's first 128
+    // tokens (the impression is read first), which is what the "There is no X." zero-shot prompt needs.
+    let negative: [SynthFinding: [String]] = [
+      .medicalMaterial: ["No medical device.", "No surgical material."],
+      .arterialWallCalcification: ["No aortic wall calcification.", "No atherosclerotic calcification."],
+      .cardiomegaly: ["No cardiomegaly.", "Heart size is normal."],
+      .pericardialEffusion: ["No pericardial effusion."],
+      .coronaryCalcification: ["No coronary artery calcification."],
+      .hiatalHernia: ["No hiatal hernia."],
+      .lymphadenopathy: ["No lymphadenopathy.", "No mediastinal lymphadenopathy."],
+      .emphysema: ["No emphysema."],
+      .atelectasis: ["No atelectasis."],
+      .lungNodule: ["No pulmonary nodule.", "No lung nodule."],
+      .lungOpacity: ["No ground glass opacity.", "No lung opacity."],
+      .fibroticSequela: ["No fibrotic sequelae."],
+      .pleuralEffusion: ["No pleural effusion."],
+      .mosaicAttenuation: ["No mosaic attenuation pattern."],
+      .peribronchialThickening: ["No peribronchial thickening."],
+      .consolidation: ["No consolidation."],
+      .bronchiectasis: ["No bronchiectasis."],
+      .septalThickening: ["No interlobular septal thickening."],
+    ]
     var impression: [String] = []
     for f in SynthFinding.allCases where mentions[f.rawValue] == .present { impression.append(short[f]!.0) }
     for f in SynthFinding.allCases where mentions[f.rawValue] == .uncertain { impression.append(short[f]!.1) }
     if impression.isEmpty { impression.append(r.pick(["No significant pathology was detected.", "Normal chest CT findings."])) }
+    for f in SynthFinding.allCases where mentions[f.rawValue] == .negated && r.bernoulli(0.5) {
+      impression.append(r.pick(negative[f]!))
+    }
     return Output(findings: parts.joined(separator: " "), impression: impression.joined(separator: " "), mentions: mentions)
   }
 }
