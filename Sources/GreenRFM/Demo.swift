@@ -72,18 +72,19 @@ public enum Demo {
   /// generator's geometry before any training, not from the results. Left out: specks of 2–3 mm (arterial and coronary
   /// calcification), thin walls and lines (peribronchial thickening, bronchiectasis, septal thickening, fibrotic bands),
   /// and the faint ±60–80 HU mosaic patches. `zeroShot/auroc/visualMacro` is the macro AUROC over these. (Generator
-  /// version 3 strengthened four of these signatures after version 2's demo did not learn them: metal streaks, a
-  /// larger hernia, larger and more nodules, denser ground glass; the list itself is unchanged.)
+  /// version 4 strengthened five of these signatures after version 2's demo did not learn them: metal streaks and
+  /// sternal wires that no slice misses, a larger hernia, more and larger nodules away from the hila and more nodes,
+  /// more and denser ground glass; the list itself is unchanged.)
   public static let visibleFindings: [String] = [
     "medical_material",      // metal (port, pacemaker, sternal wires) and its ±250–450 HU streaks across the slice
     "cardiomegaly",          // heart 1.3–1.5× in-plane
     "pericardial_effusion",  // 5–11 mm rim of fluid around the heart
-    "hiatal_hernia",         // 4–5 cm sac above the diaphragm with gas
-    "lymphadenopathy",       // 2–5 nodes of 18–32 mm
+    "hiatal_hernia",         // 4.5–6 cm sac above the diaphragm with gas
+    "lymphadenopathy",       // 3–6 nodes of 20–34 mm
     "emphysema",             // lungs pulled 55–85 % towards −960 HU, bullae
     "atelectasis",           // wedge at the posterior lung base
-    "lung_nodule",           // 2–4 solid spheres of 16–28 mm in the lung
-    "lung_opacity",          // ground-glass patches (−500…−350 HU, 20–34 mm radii)
+    "lung_nodule",           // 3–6 solid spheres of 16–26 mm, away from the hila
+    "lung_opacity",          // 2–4 ground-glass patches (−500…−350 HU, 20–34 mm radii)
     "pleural_effusion",      // 20–40 mm dependent fluid layer
     "consolidation",         // lobe-sized ellipsoid of 22–40 mm radii
   ]

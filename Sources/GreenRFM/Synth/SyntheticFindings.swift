@@ -35,7 +35,7 @@ extension SynthFindingPlan {
     }
     if present[SynthFinding.hiatalHernia.rawValue] {
       var r = stream(.hiatalHernia)
-      let axes = Vec3(max(20, S * r.uniform(44, 58)), max(16, S * r.uniform(32, 42)), r.uniform(40, 54))
+      let axes = Vec3(max(24, S * r.uniform(54, 68)), max(18, S * r.uniform(36, 46)), r.uniform(46, 60))
       let base = a.esophagus[2]
       hernia = (Vec3(base.x + 0.04 * ac0, base.y - 2, base.z + 0.6 * axes.z), axes)
       sizeMM[SynthFinding.hiatalHernia.rawValue] = Int((2 * axes.x).rounded())
@@ -271,13 +271,16 @@ extension SynthRenderer {
 
     if has(.lungNodule) {
       var r = stream(.lungNodule)
-      let count = r.int(3, 6)
+      let count = r.int(4, 8)
       var largest = 0.0
       var where_: (side: String, lobe: String)? = nil
       for _ in 0..<count {
-        let diameter = r.uniform(16, 26)
+        let diameter = r.uniform(18, 28)
         let radius = diameter / 2
-        guard let c = lungPoint(&r, side: nil, margin: 0.6 * radius + 2) else { continue }
+        // Away from the hila, where the large vessels would hide a nodule at coarse voxels.
+        guard let c = lungPoint(&r, side: nil, margin: 0.6 * radius + 2, accept: {
+          ($0 - self.hilum(0)).length > 30 + radius && ($0 - self.hilum(1)).length > 30 + radius
+        }) else { continue }
         if diameter > largest { largest = diameter; where_ = lobe(of: c) }
         f.forEachVoxel(nearSegment: c, c, reach: radius + 0.8) { idx, d, _ in
           blend(idx, 30, Self.clamp01((radius + 0.75 - d) / 1.5))
@@ -381,7 +384,9 @@ extension SynthRenderer {
         let count = r.int(4, 6)
         let halfWidth = max(5, 12 * a.scale) + 2
         for n in 0..<count {
-          let z = Z * (0.38 + 0.5 * Double(n) / Double(count))
+          // Each loop lies in one slice (snapped to its centre): a 3.6 mm wire between two 8 mm slice centres would
+          // otherwise reach no voxel at all, and the patient would be labelled positive with nothing to see.
+          let z = (((Z * (0.38 + 0.5 * Double(n) / Double(count))) / f.sz - 0.5).rounded() + 0.5) * f.sz
           let (_, Bz, _, _) = a.bodyAxes(z, height: Z)
           let ys = -(Bz - a.fat - 0.5 * a.muscle)
           let half = max(2.5, 5 * a.scale + 1) + 1
@@ -396,8 +401,8 @@ extension SynthRenderer {
   }
 
   /// Metal artifact: in every slice holding metal (voxels above 1,500 HU), bright and dark streaks radiate from the
-  /// metal's centroid across the body, ±250–450 HU (35 % of that for a thin wire, all of it from six metal voxels in
-  /// the slice on), 3 mm wide, fading over about 15 cm. Real CT shows them around ports, pacemakers and sternal wires; unlike the metal itself, which
+  /// metal's centroid across the body, ±400–700 HU (half of that for a thin wire, all of it from three metal voxels
+  /// in the slice on), about 6 mm wide, fading over about 15 cm. Real CT shows them around ports, pacemakers and sternal wires; unlike the metal itself, which
   /// the [−1000, 200] HU window cannot tell from bone, they reach the lungs and soft tissue, where they stay visible.
   mutating func addMetalStreaks(_ r: inout SynthRandom) {
     let f = frame
@@ -412,10 +417,10 @@ extension SynthRenderer {
       }
       guard count > 0 else { continue }
       centroid = centroid * (1 / Double(count))
-      let strength = min(1, 0.35 + Double(count) / 6)
+      let strength = min(1, 0.5 + Double(count) / 6)
       let rays = (0..<8).map { n -> (Double, Double, Double) in
         let angle = r.uniform(0, Double.pi)
-        let amplitude = strength * r.uniform(250, 450) * (n % 2 == 0 ? 1 : -1)
+        let amplitude = strength * r.uniform(400, 700) * (n % 2 == 0 ? 1 : -1)
         return (Foundation.cos(angle), Foundation.sin(angle), amplitude)
       }
       for j in 0..<f.nj {
@@ -428,7 +433,7 @@ extension SynthRenderer {
           var add = 0.0
           for (c, s, amplitude) in rays {
             let across = dx * s - dy * c  // distance from the ray's line
-            add += amplitude * Foundation.exp(-across * across / (2 * 1.5 * 1.5))
+            add += amplitude * Foundation.exp(-across * across / (2 * 2.5 * 2.5))
           }
           hu[idx] += Float(add * fade)
         }

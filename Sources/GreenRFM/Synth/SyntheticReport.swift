@@ -214,7 +214,8 @@ enum SynthReportWriter {
 
     // Impression: positive findings first, then uncertain ones.
     let short: [SynthFinding: (String, String)] = [
-      .medicalMaterial: ("Medical device in place (\(["port catheter", "pacemaker", "sternotomy wires"][plan.kind[0] ?? 0])).", "Possible catheter."),
+      .medicalMaterial: (r.pick(["Medical device in place", "Medical material in the thorax"])
+                         + " (\(["port catheter", "pacemaker", "sternotomy wires"][plan.kind[0] ?? 0])).", "Possible catheter."),
       .arterialWallCalcification: ("Aortic atherosclerosis.", "Possible aortic wall calcification."),
       .cardiomegaly: ("Cardiomegaly.", "Borderline heart size, possible cardiomegaly."),
       .pericardialEffusion: ("Pericardial effusion.", "Questionable pericardial effusion."),
@@ -224,7 +225,8 @@ enum SynthReportWriter {
       .emphysema: ("Emphysema.", "Possible emphysema."),
       .atelectasis: ("Atelectasis.", "Possible atelectasis."),
       .lungNodule: ("Pulmonary nodule.", "Possible pulmonary nodule."),
-      .lungOpacity: (r.pick(["Ground glass opacities.", "Lung opacities of ground glass density."]), "Possible ground glass opacity."),
+      .lungOpacity: (r.pick(["Ground glass opacities.", "Lung opacities of ground glass density.", "Lung opacity."]),
+                     "Possible ground glass opacity."),
       .fibroticSequela: ("Fibrotic sequelae.", "Possible fibrotic changes."),
       .pleuralEffusion: ("Pleural effusion.", "Possible pleural effusion."),
       .mosaicAttenuation: ("Mosaic attenuation pattern.", "Possible mosaic attenuation."),
