@@ -76,14 +76,14 @@ public enum Demo {
   /// sternal wires that no slice misses, a larger hernia, more and larger nodules away from the hila and more nodes,
   /// more and denser ground glass; the list itself is unchanged.)
   public static let visibleFindings: [String] = [
-    "medical_material",      // metal (port, pacemaker, sternal wires) and its ±250–450 HU streaks across the slice
+    "medical_material",      // metal (port, pacemaker, sternal wires) and its ±400–700 HU streaks across the slice
     "cardiomegaly",          // heart 1.3–1.5× in-plane
     "pericardial_effusion",  // 5–11 mm rim of fluid around the heart
-    "hiatal_hernia",         // 4.5–6 cm sac above the diaphragm with gas
+    "hiatal_hernia",         // 5.5–7 cm sac above the diaphragm with gas
     "lymphadenopathy",       // 3–6 nodes of 20–34 mm
     "emphysema",             // lungs pulled 55–85 % towards −960 HU, bullae
     "atelectasis",           // wedge at the posterior lung base
-    "lung_nodule",           // 3–6 solid spheres of 16–26 mm, away from the hila
+    "lung_nodule",           // 4–8 solid spheres of 18–28 mm, away from the hila
     "lung_opacity",          // 2–4 ground-glass patches (−500…−350 HU, 20–34 mm radii)
     "pleural_effusion",      // 20–40 mm dependent fluid layer
     "consolidation",         // lobe-sized ellipsoid of 22–40 mm radii
