@@ -348,6 +348,7 @@ public enum Demo {
     let notes = [
       "Synthetic cohort (greenrfm synth, seed \(options.seed)): \(train.items.count) training patients with labels distilled from their reports by the rule labeler; \(heldOut.items.count) held-out patients scored against their true labels.",
       "Volumes \(synth.shape.map(String.init).joined(separator: "×")) at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm; preset \(cfg.name) (lite ResNet3D-18, \(textFolder.lastPathComponent), latent \(cfg.model.latentDim), \(maxTokens) tokens).",
+      "Stage 2 starts from both stage-1 checkpoints, its aligned space seeded from the two stage-1 heads (alignedSpaceInit stage1Heads, docs/TRAINING.md).",
       "Zero-shot template: \"There is X.\" / \"There is no X.\"; similarity: dot product (as trained).",
       String(format: "Visible findings (zeroShot/auroc/visualMacro): %@.", visibleFindings.joined(separator: ", ")),
     ]
