@@ -79,7 +79,7 @@ public enum Demo {
     "medical_material",      // metal (port, pacemaker, sternal wires) and its ±400–700 HU streaks across the slice
     "cardiomegaly",          // heart 1.3–1.5× in-plane
     "pericardial_effusion",  // 5–11 mm rim of fluid around the heart
-    "hiatal_hernia",         // 5.5–7 cm sac above the diaphragm with gas
+    "hiatal_hernia",         // 5.5–7 cm wide, 9–12 cm tall sac above the diaphragm with gas
     "lymphadenopathy",       // 3–6 nodes of 20–34 mm
     "emphysema",             // lungs pulled 55–85 % towards −960 HU, bullae
     "atelectasis",           // wedge at the posterior lung base

@@ -103,17 +103,23 @@ public final class GreenRFMModel: Module {
   /// `AlignedSpaceInit.stage1Heads`: seeds the projections and the shared classifier from the stage-1 heads
   /// (`head.weight` `[C, 512]` / `[C, H]`, `head.bias` `[C]` of the two stage-1 checkpoints), so that
   /// `classifier(imageLatents(x))` equals the image stage-1 logits up to the bias, and likewise for text.
-  /// - Throws: `GreenRFMError.checkpoint` when a head is missing or mis-shaped, or latentDim < C.
+  /// - Throws: `GreenRFMError.checkpoint` naming the checkpoint when a head is missing or mis-shaped;
+  ///   `GreenRFMError.invalidArgument` when latentDim < C.
   public func seedAlignedSpace(imageHead: [String: Tensor], textHead: [String: Tensor],
                                source: (image: String, text: String)) throws {
     let c = classifier.weight.shape[0], d = classifier.weight.shape[1]
     guard d >= c else {
-      throw GreenRFMError.checkpoint(path: source.image, reason: "latentDim \(d) is smaller than the \(c) findings: cannot seed the aligned space from the heads")
+      throw GreenRFMError.invalidArgument(
+        name: "model.latentDim", reason: "\(d) is smaller than the \(c) findings: alignedSpaceInit stage1Heads needs latentDim ≥ \(c) (or use random)")
     }
     func head(_ state: [String: Tensor], _ projection: Linear, _ path: String) throws -> (Tensor, Tensor) {
-      guard let w = state["head.weight"], let b = state["head.bias"],
-            w.shape == [c, projection.weight.shape[1]], b.shape == [c] else {
-        throw GreenRFMError.checkpoint(path: path, reason: "no stage-1 head of shape [\(c), \(projection.weight.shape[1])] (head.weight, head.bias) to seed the aligned space")
+      let expected = [c, projection.weight.shape[1]]
+      guard let w = state["head.weight"], let b = state["head.bias"] else {
+        throw GreenRFMError.checkpoint(path: path, reason: "no stage-1 head (head.weight, head.bias) to seed the aligned space from")
+      }
+      guard w.shape == expected, b.shape == [c] else {
+        throw GreenRFMError.checkpoint(
+          path: path, reason: "its stage-1 head is \(w.shape) (bias \(b.shape)), seeding the aligned space needs \(expected) (bias [\(c)])")
       }
       return (w, b)
     }

@@ -278,6 +278,7 @@ public enum Stages {
                             fromScratch: Bool, textFolder: URL?, logger: Logger) throws -> Trainer {
     var run = run
     var imageState: [String: Tensor]?, textState: [String: Tensor]?
+    var imageFindings: [String]?, textFindings: [String]?
     var textSource = textFolder
     var sources = (image: "", text: "")
     if let imageInit {
@@ -290,6 +291,7 @@ public enum Stages {
         throw GreenRFMError.checkpoint(path: folder.path, reason: "its image stem is \(record.config.model.imageStem.rawValue), the preset's is \(run.config.model.imageStem.rawValue)")
       }
       imageState = try Checkpoint.weights(folder)
+      imageFindings = record.schema.findings.map(\.key)
       sources.image = folder.path
       run.initializedFrom["image"] = folder.path
     }
@@ -300,6 +302,7 @@ public enum Stages {
         throw GreenRFMError.checkpoint(path: folder.path, reason: "--text-init needs a stage1-text checkpoint, this is \(record.kind.rawValue)")
       }
       textState = try Checkpoint.weights(folder)
+      textFindings = record.schema.findings.map(\.key)
       textSource = folder.appendingPathComponent("text")
       sources.text = folder.path
       run.initializedFrom["text"] = folder.path
@@ -329,6 +332,12 @@ public enum Stages {
     if run.train.alignedSpaceInit == .stage1Heads {
       guard let imageState, let textState else {
         throw GreenRFMError.invalidArgument(name: "alignedSpaceInit", reason: "stage1Heads needs both stage-1 checkpoints (--image-init and --text-init)")
+      }
+      // The heads' rows are findings: they must be this run's findings, in this run's order.
+      let findings = run.schema.findings.map(\.key)
+      for (path, keys) in [(sources.image, imageFindings), (sources.text, textFindings)] where keys != findings {
+        throw GreenRFMError.checkpoint(
+          path: path, reason: "alignedSpaceInit stage1Heads: its head was trained on the findings [\((keys ?? []).joined(separator: ", "))], this run's schema has [\(findings.joined(separator: ", "))] (same findings in the same order needed)")
       }
       try model.seedAlignedSpace(imageHead: imageState, textHead: textState, source: sources)
     }

@@ -298,6 +298,21 @@ struct TrainingTests {
     }
     #expect(compared == savedImage.count - 2 + savedText.count - 2)  // all but the two heads' weight and bias
 
+    // Seeding the aligned space from the heads needs the run's findings in the heads' order: a schema with two
+    // findings swapped is refused, naming the checkpoint, instead of giving each head row to the wrong finding.
+    var seeded = train
+    seeded.alignedSpaceInit = .stage1Heads
+    var swapped = schema
+    swapped.findings.swapAt(0, 1)
+    let seededRun = TrainingRun(kind: .stage2, output: dir.appendingPathComponent("s2-seeded"), config: config, train: seeded,
+                                seed: 0, device: .cpu, schema: swapped)
+    #expect {
+      _ = try Stages.stage2(train: cohort, validation: nil, run: seededRun, imageInit: image, textInit: text,
+                            fromScratch: false, textFolder: nil, logger: Logger(label: "test"))
+    } throws: { error in
+      "\(error)".contains(image.lastPathComponent) && "\(error)".contains("same findings in the same order")
+    }
+
     // Six steps on one repeated batch of 4: the loss goes down.
     let summary = try trainer.fit(resume: false)
     #expect(summary.step == 6)

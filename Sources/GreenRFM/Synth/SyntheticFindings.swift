@@ -401,8 +401,8 @@ extension SynthRenderer {
   }
 
   /// Metal artifact: in every slice holding metal (voxels above 1,500 HU), bright and dark streaks radiate from the
-  /// metal's centroid across the body, ±400–700 HU (half of that for a thin wire, all of it from three metal voxels
-  /// in the slice on), about 6 mm wide, fading over about 15 cm. Real CT shows them around ports, pacemakers and sternal wires; unlike the metal itself, which
+  /// metal's centroid across the body, ±400–700 HU (two thirds of that for a slice with one metal voxel, all of it
+  /// from three on), about 6 mm wide, fading over about 15 cm. Real CT shows them around ports, pacemakers and sternal wires; unlike the metal itself, which
   /// the [−1000, 200] HU window cannot tell from bone, they reach the lungs and soft tissue, where they stay visible.
   mutating func addMetalStreaks(_ r: inout SynthRandom) {
     let f = frame
