@@ -18,9 +18,8 @@ Arguments after `--` go to `greenrfm train stage1` unchanged (--epochs, --lr, --
 Measured on 30 November 2026 (seed-0 demo cohort, 4×4×8 mm): the demo's 9 epochs give 0.748 over the visible 11;
 18 epochs 0.808; medical material, lung nodule and hiatal hernia stay near 0.5 throughout, also with --focal.
 Generator version 4 cohort (same day): lr 1e-3 with 100 warm-up steps, or batch 4 at lr 3e-4, learn no faster than
-the demo's settings; medical material alone (--only) reaches 0.61 after 4 epochs, while a logistic regression on the
-max, mean and standard deviation of each 4×4×4-voxel patch (the lite stem's receptive field) scores 0.93 on it (version-3 cohort): the
-signature is in the volumes, and the from-scratch CNN is slow to find small, bone-bright objects.
+the demo's settings; medical material alone (--only) reaches 0.61 after 4 epochs. bench/demo_pytorch_replica.py
+shows PyTorch learning the same way.
 """
 import argparse
 import csv

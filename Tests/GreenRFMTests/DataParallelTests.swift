@@ -115,7 +115,8 @@ struct DataParallelTests {
 
   /// Trains `stage` for 3 steps twice, as 2 ranks over `greenrfm launch` (batches of 2 each) and as one process
   /// with `single`, and checks that the weights agree.
-  func compareTwoRanksWithOneProcess(_ name: String, _ stage: [String], ranks: [String], single: [String]) throws {
+  func compareTwoRanksWithOneProcess(_ name: String, _ stage: [String], ranks: [String], single: [String],
+                                     perTensorTolerance: Double = 1e-4) throws {
     let dir = try TrainingFixtures.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let synth = try DataParallelFixtures.cohort(in: dir, train: 4)
@@ -137,7 +138,7 @@ struct DataParallelTests {
     print("data-parallel \(name): weights differ by \(d.model) relative (model), at most \(d.perTensor) per tensor (\(d.key)), \(d.compared) tensors")
     #expect(d.compared > 10)
     #expect(d.model <= 1e-5, "\(name): the weights differ by \(d.model) relative")
-    #expect(d.perTensor <= 1e-4, "\(name): \(d.key) differs by \(d.perTensor) relative to its largest element")
+    #expect(d.perTensor <= perTensorTolerance, "\(name): \(d.key) differs by \(d.perTensor) relative to its largest element")
     // Only rank 0 wrote: one metrics file with one line per step.
     let lines = try String(contentsOf: two.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
     #expect(lines.count == 3)
@@ -204,8 +205,12 @@ struct DataParallelTests {
 
   /// Stage 1 image, synchronised BatchNorm: 2 ranks × 2 volumes = one process with batches of 4.
   @Test func twoRankImageStage1WithSyncBatchNormMatchesOneProcessOverTheCombinedBatch() throws {
+    // Per tensor 2e-3: on the version-4 synthetic volumes the stem BatchNorm's bias, whose gradient is a sum over
+    // 4 × 8 × 16 × 16 positions that nearly cancels, differs by 8.5e-4 of its largest element (float32 sums in
+    // another order over the two ranks); the whole model agrees to 1.8e-6 (limit 1e-5). A wrong synchronisation
+    // gives differences of order 1e-1.
     try compareTwoRanksWithOneProcess("stage1-sync", ["train", "stage1", "--modality", "image"], ranks: ["--sync-batch-norm"],
-                                      single: ["--sync-batch-norm", "--batch-size", "4"])
+                                      single: ["--sync-batch-norm", "--batch-size", "4"], perTensorTolerance: 2e-3)
   }
 
   /// Stage 1 image, local BatchNorm: each rank normalises over its own 2 volumes, which one process reproduces with
