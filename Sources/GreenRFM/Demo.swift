@@ -122,7 +122,7 @@ public enum Demo {
     // Image stage 1: from scratch, 5× the authors' 1e-4 for a short schedule (7 epochs of 1,000 volumes, about 0.4 s
     // per step of 8 on one thread; 1e-3 stalled at a noise floor, and 1e-3 with 100 warm-up steps or batch 4 at 3e-4
     // learned no faster). Seven epochs keep the README's command (set-up, first build, demo) under 15 minutes here;
-    // nine gave about 0.01 more held-out AUROC.
+    // nine gave 0.804 against 0.782 visible-finding zero-shot AUROC (seed 0).
     var image = TrainConfig()
     image.learningRate = 5e-4
     image.weightDecay = 1e-4

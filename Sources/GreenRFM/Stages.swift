@@ -328,8 +328,9 @@ public enum Stages {
     let model = try GreenRFMModel(stem: run.config.model.imageStem, textEncoder: encoder, latentDim: run.config.model.latentDim,
                                   findings: run.schema.findings.count, generator: Generator(seed: run.seed))
     try model.loadStage1(image: imageState, text: textState, source: sources)
-    try initializeBias(model.classifier, train)
-    if run.train.alignedSpaceInit == .stage1Heads {
+    if run.train.alignedSpaceInit == .random {
+      try initializeBias(model.classifier, train)
+    } else {
       guard let imageState, let textState else {
         throw GreenRFMError.invalidArgument(name: "alignedSpaceInit", reason: "stage1Heads needs both stage-1 checkpoints (--image-init and --text-init)")
       }

@@ -207,8 +207,7 @@ struct DataParallelTests {
   @Test func twoRankImageStage1WithSyncBatchNormMatchesOneProcessOverTheCombinedBatch() throws {
     // Per tensor 2e-3: on the version-4 synthetic volumes the stem BatchNorm's bias, whose gradient is a sum over
     // 4 × 8 × 16 × 16 positions that nearly cancels, differs by 8.5e-4 of its largest element (float32 sums in
-    // another order over the two ranks); the whole model agrees to 1.8e-6 (limit 1e-5). A wrong synchronisation
-    // gives differences of order 1e-1.
+    // another order over the two ranks); the whole model agrees to 1.8e-6 (limit 1e-5).
     try compareTwoRanksWithOneProcess("stage1-sync", ["train", "stage1", "--modality", "image"], ranks: ["--sync-batch-norm"],
                                       single: ["--sync-batch-norm", "--batch-size", "4"], perTensorTolerance: 2e-3)
   }
