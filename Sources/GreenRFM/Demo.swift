@@ -112,7 +112,7 @@ public enum Demo {
     c.model.maxTextTokens = maxTextTokens
     c.data.protocolName = "chest-ct"
     c.data.spacingMM = quick ? [6, 6, 10] : [4, 4, 8]
-    c.data.trainingCanvas = quick ? [32, 32, 16] : [48, 48, 24]
+    c.data.trainingCanvas = quick ? [32, 32, 16] : [40, 40, 20]
     c.data.trainingCrop = quick ? [32, 32, 16] : [40, 40, 20]
     c.data.evaluationSize = quick ? [32, 32, 16] : [40, 40, 20]
     c.data.flips = false

@@ -41,6 +41,14 @@ struct SynthFrame {
     return Vec3(cosR * dx + sinR * dy, -sinR * dx + cosR * dy, (Double(k) + 0.5) * sz)
   }
 
+  /// The voxel whose centre is nearest to a body-frame point; nil outside the grid.
+  func nearestVoxel(_ p: Vec3) -> (i: Int, j: Int, k: Int)? {
+    let dx = cosR * p.x - sinR * p.y + shiftX, dy = sinR * p.x + cosR * p.y + shiftY
+    let i = Int((dx / sx + ci).rounded()), j = Int((dy / sy + cj).rounded()), k = Int((p.z / sz - 0.5).rounded())
+    guard (0..<ni).contains(i), (0..<nj).contains(j), (0..<nk).contains(k) else { return nil }
+    return (i, j, k)
+  }
+
   /// The voxel index ranges covering a body-frame box, clipped to the grid; nil when empty.
   func voxelBox(_ lo: Vec3, _ hi: Vec3) -> (i: ClosedRange<Int>, j: ClosedRange<Int>, k: ClosedRange<Int>)? {
     var iLo = Double.infinity, iHi = -Double.infinity, jLo = Double.infinity, jHi = -Double.infinity

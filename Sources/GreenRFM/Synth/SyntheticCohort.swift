@@ -120,7 +120,7 @@ public struct SyntheticPatient: Sendable {
 /// with visual signatures, CT-RATE-style reports, and CT-RATE's file layout. See docs/SYNTH.md.
 public enum SyntheticCohort {
   /// Changes whenever the same config would produce different files.
-  public static let generatorVersion = "greenrfm-synth-4"
+  public static let generatorVersion = "greenrfm-synth-5"
 
   /// The 18 CT-RATE findings (`chest-ct-18` display names) in label-column order.
   public static let findingNames = [
