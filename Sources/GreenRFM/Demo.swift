@@ -355,14 +355,21 @@ public enum Demo {
     extras["demo/maxTextTokens"] = Double(maxTokens)
     let notes = [
       "Synthetic cohort (greenrfm synth, seed \(options.seed)): \(train.items.count) training patients with labels distilled from their reports by the rule labeler; \(heldOut.items.count) held-out patients scored against their true labels.",
-      "Volumes \(synth.shape.map(String.init).joined(separator: "×")) at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm; preset \(cfg.name) (lite ResNet3D-18, \(textFolder.lastPathComponent), latent \(cfg.model.latentDim), \(maxTokens) tokens).",
+      "Volumes \(synth.shape.map(String.init).joined(separator: "×")) at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm, read at their \(cfg.data.evaluationSize.map(String.init).joined(separator: "×")) centre; preset \(cfg.name) (lite ResNet3D-18, \(textFolder.lastPathComponent), latent \(cfg.model.latentDim), \(maxTokens) tokens).",
       "Stage 2 starts from both stage-1 checkpoints, its aligned space seeded from the two stage-1 heads (alignedSpaceInit stage1Heads, docs/TRAINING.md).",
       "Zero-shot template: \"There is X.\" / \"There is no X.\"; similarity: dot product (as trained).",
       String(format: "Visible findings (zeroShot/auroc/visualMacro): %@.", visibleFindings.joined(separator: ", ")),
     ]
+    func f3(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.3f", $0) : "n/a" } ?? "n/a" }
+    let headline: [(label: String, value: String)] = [
+      ("zero-shot macro AUROC, the \(visibleFindings.count) visible findings", f3(extras["zeroShot/auroc/visualMacro"])),
+      ("report→volume Recall@5 (chance \(f3(extras["retrieval/reportToVolume/chance@5"])))",
+       f3(evaluation.retrieval.reportToVolume.recallAtK[5])),
+      ("distiller macro F1 (training reports)", f3(extras["distill/f1/macro"])),
+    ]
     let report = EvaluationReport(title: "GreenRFM demo: held-out synthetic patients", notes: notes,
                                   classification: evaluation.classification, classificationPrefix: "zeroShot",
-                                  retrieval: evaluation.retrieval, extraMetrics: extras)
+                                  retrieval: evaluation.retrieval, extraMetrics: extras, headline: headline)
     let files = try report.write(to: out)
     var figures = extras
     figures["zeroShot/auroc/macro"] = evaluation.classification.macroAUROC ?? .nan

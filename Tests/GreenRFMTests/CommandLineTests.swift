@@ -64,6 +64,11 @@ struct CLI {
       #expect(r.stdout.contains(stage), "stdout lacks \(stage): \(r.stdout)")
     }
     #expect(r.stdout.contains("report→volume Recall@5"))
+    // The report's headline cards carry metrics.json's own figures.
+    let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
+    let f1 = String(format: "%.3f", metrics["distill/f1/macro"] as? Double ?? .nan)
+    #expect(html.contains("<div class=\"v\">\(f1)</div><div class=\"l\">distiller macro F1 (training reports)</div>"))
+    #expect(html.contains("report→volume Recall@5 (chance 0.833)"))
   }
 
   @Test func benchTrainStepPrintsTheDocumentedJSONKeys() throws {

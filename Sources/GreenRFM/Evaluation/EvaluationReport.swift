@@ -120,12 +120,17 @@ public struct EvaluationReport: Sendable {
   /// `time/<stage>Seconds`) and listed in the report; a non-finite value is written as `null` (listed under
   /// `undefined`). A key that the evaluation itself writes is not overwritten.
   public var extraMetrics: [String: Double]
+  /// Figures shown as cards under the notes, before everything else (label, value already formatted), e.g. the
+  /// demo's visible-finding zero-shot AUROC, Recall@5 against chance and the distiller's F1. HTML only.
+  public var headline: [(label: String, value: String)]
 
   public init(title: String, notes: [String] = [], classification: ClassificationEvaluation? = nil,
               classificationPrefix: String = "zeroShot", retrieval: Retrieval.CrossModal? = nil,
-              volumeToVolume: MeanAveragePrecision? = nil, extraMetrics: [String: Double] = [:]) {
+              volumeToVolume: MeanAveragePrecision? = nil, extraMetrics: [String: Double] = [:],
+              headline: [(label: String, value: String)] = []) {
     self.title = title
     self.notes = notes
+    self.headline = headline
     self.classification = classification
     self.classificationPrefix = classificationPrefix
     self.retrieval = retrieval
@@ -308,6 +313,13 @@ public struct EvaluationReport: Sendable {
 
       """
     for n in notes { h += "<p class=\"notes\">\(esc(n))</p>\n" }
+    if !headline.isEmpty {
+      h += "<div class=\"cards\">"
+      for (label, value) in headline {
+        h += "<div class=\"card\"><div class=\"v\">\(esc(value))</div><div class=\"l\">\(esc(label))</div></div>"
+      }
+      h += "</div>\n"
+    }
     if let c = classification { h += classificationHTML(c) }
     if retrieval != nil || volumeToVolume != nil { h += retrievalHTML() }
     if !extraMetrics.isEmpty {
