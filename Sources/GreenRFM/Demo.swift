@@ -74,7 +74,8 @@ public enum Demo {
   /// and the faint ±60–80 HU mosaic patches. `zeroShot/auroc/visualMacro` is the macro AUROC over these. (Generator
   /// version 4 strengthened five of these signatures after version 2's demo did not learn them: metal streaks and
   /// sternal wires that no slice misses, a larger hernia, more and larger nodules away from the hila and more nodes,
-  /// more and denser ground glass; the list itself is unchanged.)
+  /// more and denser ground glass; version 5 draws catheters and pacemaker leads in every slice they cross. The list
+  /// itself is unchanged.)
   public static let visibleFindings: [String] = [
     "medical_material",      // metal (port, pacemaker, sternal wires) and its ±400–700 HU streaks across the slice
     "cardiomegaly",          // heart 1.3–1.5× in-plane
@@ -89,8 +90,8 @@ public enum Demo {
     "consolidation",         // lobe-sized ellipsoid of 22–40 mm radii
   ]
 
-  /// The synthetic cohort's settings: a 192 × 192 × 192 mm field at 4 × 4 × 8 mm (48 × 48 × 24 voxels), or at
-  /// 6 × 6 × 10 mm (32 × 32 × 16) when quick.
+  /// The synthetic cohort's settings: a 192 × 192 × 192 mm field at 4 × 4 × 8 mm (48 × 48 × 24 voxels), or
+  /// 192 × 192 × 160 mm at 6 × 6 × 10 mm (32 × 32 × 16) when quick.
   public static func synthConfig(_ options: Options) -> SyntheticCohortConfig {
     var s = SyntheticCohortConfig()
     s.seed = options.seed
@@ -112,8 +113,8 @@ public enum Demo {
     c.model.maxTextTokens = maxTextTokens
     c.data.protocolName = "chest-ct"
     c.data.spacingMM = quick ? [6, 6, 10] : [4, 4, 8]
-    // Training reads the 40×40×20 centre, as evaluation does, not random crops of a 48×48×24 canvas (the authors'
-    // 192 of 240 mm): with the lite stem's non-overlapping 16 × 16 × 32 mm cells at these voxels, random crops slowed
+    // Training reads the 40×40×20 centre, as evaluation does, not random crops of a 48×48×24 canvas (as the authors
+    // crop 192 of 240 voxels): with the lite stem's non-overlapping 16 × 16 × 32 mm cells at these voxels, random crops slowed
     // the smaller findings badly (held-out AUROC of the image classifier after 3 of 7 epochs, generator version 5,
     // seed 0, centre against random: lymphadenopathy 0.97 / 0.61, lung nodule 0.71 / 0.56, hiatal hernia 1.00 /
     // 0.77, the visible 11 0.834 / 0.736). The synthetic patients already vary in size, shift and roll.
@@ -213,8 +214,25 @@ public enum Demo {
     let cohortDir = out.appendingPathComponent("cohort")
     let synth = synthConfig(options)
     begin(1, "synth: \(synth.trainCount) training + \(synth.validCount) held-out patients, \(synth.shape.map(String.init).joined(separator: "×")) voxels at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm")
+    // Trained stages belong to the cohort they were trained on: regenerating it under them (another generator
+    // version, seed or size) would mix the two, so refuse before anything is overwritten.
+    if let found = existingSynth(cohortDir), found.version != SyntheticCohort.generatorVersion || found.config != synth {
+      let trained = ["image-s1", "text-s1", "stage2"].filter {
+        fm.fileExists(atPath: out.appendingPathComponent($0).appendingPathComponent("checkpoints").path)
+      }
+      if !trained.isEmpty {
+        let what = found.version != SyntheticCohort.generatorVersion
+          ? "generator \(found.version), this build makes \(SyntheticCohort.generatorVersion)"
+          : "seed \(found.config.seed), \(found.config.trainCount) + \(found.config.validCount) patients of \(found.config.shape.map(String.init).joined(separator: "×"))"
+        throw GreenRFMError.checkpoint(
+          path: out.path,
+          reason: "holds a demo trained (\(trained.joined(separator: ", "))) on another synthetic cohort (\(what)); choose another --output or remove it")
+      }
+    }
     try timed("synth") { () -> ((), reused: Bool) in
-      if existingSynthConfig(cohortDir) == synth { return ((), true) }
+      if let found = existingSynth(cohortDir), found.version == SyntheticCohort.generatorVersion, found.config == synth {
+        return ((), true)
+      }
       let progress = ProgressReporter(label: "synth", total: synth.trainCount + synth.validCount)
       try SyntheticCohort.generate(config: synth, output: cohortDir) { done, _ in progress.update(completed: done) }
       return ((), false)
@@ -360,12 +378,13 @@ public enum Demo {
       "Zero-shot template: \"There is X.\" / \"There is no X.\"; similarity: dot product (as trained).",
       String(format: "Visible findings (zeroShot/auroc/visualMacro): %@.", visibleFindings.joined(separator: ", ")),
     ]
-    func f3(_ v: Double?) -> String { v.map { $0.isFinite ? String(format: "%.3f", $0) : "n/a" } ?? "n/a" }
-    let headline: [(label: String, value: String)] = [
-      ("zero-shot macro AUROC, the \(visibleFindings.count) visible findings", f3(extras["zeroShot/auroc/visualMacro"])),
-      ("report→volume Recall@5 (chance \(f3(extras["retrieval/reportToVolume/chance@5"])))",
-       f3(evaluation.retrieval.reportToVolume.recallAtK[5])),
-      ("distiller macro F1 (training reports)", f3(extras["distill/f1/macro"])),
+    let defined = Int(extras["zeroShot/visualFindings/defined"] ?? 0)
+    let headline: [(label: String, value: Double?)] = [
+      ("zero-shot macro AUROC, the \(defined) visible findings" + (defined < visibleFindings.count ? " of \(visibleFindings.count) with both classes" : ""),
+       extras["zeroShot/auroc/visualMacro"]),
+      (String(format: "report→volume Recall@5 (chance %.3f)", extras["retrieval/reportToVolume/chance@5"] ?? .nan),
+       evaluation.retrieval.reportToVolume.recallAtK[5]),
+      ("distiller macro F1 (training reports)", extras["distill/f1/macro"]),
     ]
     let report = EvaluationReport(title: "GreenRFM demo: held-out synthetic patients", notes: notes,
                                   classification: evaluation.classification, classificationPrefix: "zeroShot",
@@ -496,13 +515,13 @@ public enum Demo {
   }
 
   /// The cohort's config, when `synth.json` exists (written last, so the cohort is complete).
-  static func existingSynthConfig(_ dir: URL) -> SyntheticCohortConfig? {
+  /// The generator version and config of a finished cohort in `dir` (its `synth.json`), or nil.
+  static func existingSynth(_ dir: URL) -> (version: String, config: SyntheticCohortConfig)? {
     struct Summary: Decodable { var generatorVersion: String }
     struct File: Decodable { var config: SyntheticCohortConfig; var summary: Summary }
     guard let data = try? Data(contentsOf: dir.appendingPathComponent("synth.json")),
-          let file = try? JSONDecoder().decode(File.self, from: data),
-          file.summary.generatorVersion == SyntheticCohort.generatorVersion else { return nil }
-    return file.config
+          let file = try? JSONDecoder().decode(File.self, from: data) else { return nil }
+    return (file.summary.generatorVersion, file.config)
   }
 
   /// Labels the training reports with the rule labeler, writes them (CT-RATE's labels layout) and scores them

@@ -120,14 +120,14 @@ public struct EvaluationReport: Sendable {
   /// `time/<stage>Seconds`) and listed in the report; a non-finite value is written as `null` (listed under
   /// `undefined`). A key that the evaluation itself writes is not overwritten.
   public var extraMetrics: [String: Double]
-  /// Figures shown as cards under the notes, before everything else (label, value already formatted), e.g. the
-  /// demo's visible-finding zero-shot AUROC, Recall@5 against chance and the distiller's F1. HTML only.
-  public var headline: [(label: String, value: String)]
+  /// Figures shown as cards under the notes, before everything else (three decimals; nil or non-finite as n/a),
+  /// e.g. the demo's visible-finding zero-shot AUROC, Recall@5 against chance and the distiller's F1. HTML only.
+  public var headline: [(label: String, value: Double?)]
 
   public init(title: String, notes: [String] = [], classification: ClassificationEvaluation? = nil,
               classificationPrefix: String = "zeroShot", retrieval: Retrieval.CrossModal? = nil,
               volumeToVolume: MeanAveragePrecision? = nil, extraMetrics: [String: Double] = [:],
-              headline: [(label: String, value: String)] = []) {
+              headline: [(label: String, value: Double?)] = []) {
     self.title = title
     self.notes = notes
     self.headline = headline
@@ -313,13 +313,7 @@ public struct EvaluationReport: Sendable {
 
       """
     for n in notes { h += "<p class=\"notes\">\(esc(n))</p>\n" }
-    if !headline.isEmpty {
-      h += "<div class=\"cards\">"
-      for (label, value) in headline {
-        h += "<div class=\"card\"><div class=\"v\">\(esc(value))</div><div class=\"l\">\(esc(label))</div></div>"
-      }
-      h += "</div>\n"
-    }
+    if !headline.isEmpty { h += cardsHTML(headline.map { ($0.label, fmtOrNA($0.value.flatMap { $0.isFinite ? $0 : nil })) }) }
     if let c = classification { h += classificationHTML(c) }
     if retrieval != nil || volumeToVolume != nil { h += retrievalHTML() }
     if !extraMetrics.isEmpty {
@@ -335,15 +329,14 @@ public struct EvaluationReport: Sendable {
   }
 
   private func classificationHTML(_ c: ClassificationEvaluation) -> String {
-    var h = "<div class=\"cards\">"
-    func card(_ label: String, _ value: String) { h += "<div class=\"card\"><div class=\"v\">\(value)</div><div class=\"l\">\(esc(label))</div></div>" }
-    card("macro AUROC" + (c.macroCI.map { " (95% CI \(fmt($0.low))–\(fmt($0.high)))" } ?? ""), fmtOrNA(c.macroAUROC))
-    card("micro AUROC" + (c.microCI.map { " (95% CI \(fmt($0.low))–\(fmt($0.high)))" } ?? ""), fmtOrNA(c.microAUROC))
-    card("macro F1 at threshold", fmtOrNA(c.macro { $0.f1 }))
-    card("studies evaluated", "\(c.studies)")
     let undefinedCount = c.findings.filter { $0.auroc == nil }.count
-    card("findings (AUROC undefined)", "\(c.findings.count) (\(undefinedCount))")
-    h += "</div>\n"
+    var h = cardsHTML([
+      ("macro AUROC" + (c.macroCI.map { " (95% CI \(fmt($0.low))–\(fmt($0.high)))" } ?? ""), fmtOrNA(c.macroAUROC)),
+      ("micro AUROC" + (c.microCI.map { " (95% CI \(fmt($0.low))–\(fmt($0.high)))" } ?? ""), fmtOrNA(c.microAUROC)),
+      ("macro F1 at threshold", fmtOrNA(c.macro { $0.f1 })),
+      ("studies evaluated", "\(c.studies)"),
+      ("findings (AUROC undefined)", "\(c.findings.count) (\(undefinedCount))"),
+    ])
     var rule = "Threshold: \(c.thresholdRule)"
     switch c.thresholdChosenOn {
     case "validation": rule += ", chosen per finding on a validation split of \(c.validationStudies) studies"
@@ -429,6 +422,11 @@ public struct EvaluationReport: Sendable {
       h += "<span class=\"small\">over \(v.queries) queries; \(v.queriesWithoutRelevant) without any relevant study left out.</span></p>\n"
     }
     return h
+  }
+
+  /// A row of cards; `value` is HTML (already formatted), `label` is escaped here.
+  private func cardsHTML(_ cards: [(label: String, value: String)]) -> String {
+    "<div class=\"cards\">" + cards.map { "<div class=\"card\"><div class=\"v\">\($0.value)</div><div class=\"l\">\(esc($0.label))</div></div>" }.joined() + "</div>\n"
   }
 
   private func fmt(_ v: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", v) }
