@@ -115,8 +115,8 @@ public enum Demo {
     c.data.spacingMM = quick ? [6, 6, 10] : [4, 4, 8]
     // Training reads the 40×40×20 centre, as evaluation does, not random crops of a 48×48×24 canvas (as the authors
     // crop 192 of 240 voxels): with the lite stem's non-overlapping 16 × 16 × 32 mm cells at these voxels, random crops slowed
-    // the smaller findings badly (held-out AUROC of the image classifier after 3 of 7 epochs, generator version 5,
-    // seed 0, centre against random: lymphadenopathy 0.97 / 0.61, lung nodule 0.71 / 0.56, hiatal hernia 1.00 /
+    // the smaller findings badly (held-out AUROC of the image classifier after 3 of 7 epochs, a first version-5
+    // cohort, seed 0, centre against random: lymphadenopathy 0.97 / 0.61, lung nodule 0.71 / 0.56, hiatal hernia 1.00 /
     // 0.77, the visible 11 0.834 / 0.736). The synthetic patients already vary in size, shift and roll.
     c.data.trainingCanvas = quick ? [32, 32, 16] : [40, 40, 20]
     c.data.trainingCrop = quick ? [32, 32, 16] : [40, 40, 20]
@@ -128,7 +128,7 @@ public enum Demo {
     // Image stage 1: from scratch, 5× the authors' 1e-4 for a short schedule (7 epochs of 1,000 volumes, about 0.4 s
     // per step of 8 on one thread; 1e-3 stalled at a noise floor, and 1e-3 with 100 warm-up steps or batch 4 at 3e-4
     // learned no faster). Seven epochs keep the README's command (set-up, first build, demo) under 15 minutes here
-    // (the visible-11 AUROC of the image classifier was 0.890 after six and 0.895 after seven, seed 0).
+    // (the visible-11 AUROC of the image classifier was 0.886 after six and 0.893 after seven, seed 0).
     var image = TrainConfig()
     image.learningRate = 5e-4
     image.weightDecay = 1e-4
@@ -142,8 +142,8 @@ public enum Demo {
 
     // Text stage 1: pretrained MiniLM at 2e-4 with the new head at 25× (40 steps at 1e-4 / 20× did not learn); two
     // epochs fit beside the image stage's seven (about 1 s per text step on one thread). Three gave a visible-11
-    // zero-shot AUROC of 0.864 against 0.857 but outlast the image stage by about 16 s, which the README's command
-    // cannot spare.
+    // zero-shot AUROC of 0.864 against 0.857 (a first version-5 cohort) but outlast the image stage by about 16 s,
+    // which the README's command cannot spare.
     var text = TrainConfig()
     text.learningRate = 2e-4
     text.weightDecay = 1e-2
@@ -158,7 +158,7 @@ public enum Demo {
 
     // Stage 2: alignment from both, lr 1e-4 (10× the authors': one short epoch), clipping at 0.5. (Encoders at 2e-5
     // with the new layers at 50× kept more of the image classifier but gave no better zero-shot AUROC; 3e-5 with them
-    // at 10×, on generator version 5: 0.852 against 0.857.)
+    // at 10×, on a first version-5 cohort: 0.852 against 0.857.)
     var align = TrainConfig()
     align.learningRate = 1e-4
     align.weightDecay = 1e-2
@@ -221,12 +221,13 @@ public enum Demo {
         fm.fileExists(atPath: out.appendingPathComponent($0).appendingPathComponent("checkpoints").path)
       }
       if !trained.isEmpty {
+        let c = found.config
         let what = found.version != SyntheticCohort.generatorVersion
           ? "generator \(found.version), this build makes \(SyntheticCohort.generatorVersion)"
-          : "seed \(found.config.seed), \(found.config.trainCount) + \(found.config.validCount) patients of \(found.config.shape.map(String.init).joined(separator: "×"))"
+          : "seed \(c.seed), \(c.trainCount) + \(c.validCount) patients of \(c.shape.map(String.init).joined(separator: "×"))"
         throw GreenRFMError.checkpoint(
-          path: out.path,
-          reason: "holds a demo trained (\(trained.joined(separator: ", "))) on another synthetic cohort (\(what)); choose another --output or remove it")
+          path: out.path, reason: "holds a demo trained (\(trained.joined(separator: ", "))) on another synthetic cohort "
+            + "(\(what)); choose another --output or remove it")
       }
     }
     try timed("synth") { () -> ((), reused: Bool) in

@@ -13,7 +13,7 @@ struct DemoCommand: ParsableCommand {
       synth (training + held-out patients, CT-RATE layout) → distil the reports into labels (rules; scored against \
       the true labels) → stage 1 image (lite ResNet3D-18) → stage 1 text (all-MiniLM-L6-v2) → stage 2 (alignment) → \
       zero-shot diagnosis and report↔volume retrieval on the held-out patients → OUTPUT/metrics.json and \
-      OUTPUT/report.html. About 9 minutes on a 2-core CPU (release build, measured 515 s). Running it again on the same OUTPUT \
+      OUTPUT/report.html. About 9 minutes on a 2-core CPU (release build, measured 505 s). Running it again on the same OUTPUT \
       reuses the finished stages and resumes an interrupted one (Ctrl-C stops after a checkpoint).
       """)
 
