@@ -115,7 +115,7 @@ public enum Demo {
     c.data.spacingMM = quick ? [6, 6, 10] : [4, 4, 8]
     // Training reads the 40×40×20 centre, as evaluation does, not random crops of a 48×48×24 canvas (as the authors
     // crop 192 of 240 voxels): with the lite stem's non-overlapping 16 × 16 × 32 mm cells at these voxels, random crops slowed
-    // the smaller findings badly (held-out AUROC of the image classifier after 3 of 7 epochs, a first version-5
+    // the smaller findings badly (held-out AUROC of the image classifier after 3 of 7 epochs, a version-5
     // cohort, seed 0, centre against random: lymphadenopathy 0.97 / 0.61, lung nodule 0.71 / 0.56, hiatal hernia 1.00 /
     // 0.77, the visible 11 0.834 / 0.736). The synthetic patients already vary in size, shift and roll.
     c.data.trainingCanvas = quick ? [32, 32, 16] : [40, 40, 20]
@@ -142,7 +142,7 @@ public enum Demo {
 
     // Text stage 1: pretrained MiniLM at 2e-4 with the new head at 25× (40 steps at 1e-4 / 20× did not learn); two
     // epochs fit beside the image stage's seven (about 1 s per text step on one thread). Three gave a visible-11
-    // zero-shot AUROC of 0.864 against 0.857 (a first version-5 cohort) but outlast the image stage by about 16 s,
+    // zero-shot AUROC of 0.864 against 0.857 (a version-5 cohort) but outlast the image stage by about 16 s,
     // which the README's command cannot spare.
     var text = TrainConfig()
     text.learningRate = 2e-4
@@ -158,7 +158,7 @@ public enum Demo {
 
     // Stage 2: alignment from both, lr 1e-4 (10× the authors': one short epoch), clipping at 0.5. (Encoders at 2e-5
     // with the new layers at 50× kept more of the image classifier but gave no better zero-shot AUROC; 3e-5 with them
-    // at 10×, on a first version-5 cohort: 0.852 against 0.857.)
+    // at 10×, on a version-5 cohort: 0.852 against 0.857.)
     var align = TrainConfig()
     align.learningRate = 1e-4
     align.weightDecay = 1e-2
@@ -214,26 +214,9 @@ public enum Demo {
     let cohortDir = out.appendingPathComponent("cohort")
     let synth = synthConfig(options)
     begin(1, "synth: \(synth.trainCount) training + \(synth.validCount) held-out patients, \(synth.shape.map(String.init).joined(separator: "×")) voxels at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm")
-    // Trained stages belong to the cohort they were trained on: regenerating it under them (another generator
-    // version, seed or size) would mix the two, so refuse before anything is overwritten.
-    if let found = existingSynth(cohortDir), found.version != SyntheticCohort.generatorVersion || found.config != synth {
-      let trained = ["image-s1", "text-s1", "stage2"].filter {
-        fm.fileExists(atPath: out.appendingPathComponent($0).appendingPathComponent("checkpoints").path)
-      }
-      if !trained.isEmpty {
-        let c = found.config
-        let what = found.version != SyntheticCohort.generatorVersion
-          ? "generator \(found.version), this build makes \(SyntheticCohort.generatorVersion)"
-          : "seed \(c.seed), \(c.trainCount) + \(c.validCount) patients of \(c.shape.map(String.init).joined(separator: "×"))"
-        throw GreenRFMError.checkpoint(
-          path: out.path, reason: "holds a demo trained (\(trained.joined(separator: ", "))) on another synthetic cohort "
-            + "(\(what)); choose another --output or remove it")
-      }
-    }
+    try refuseStagesOfAnotherCohort(out: out, synth: synth)
     try timed("synth") { () -> ((), reused: Bool) in
-      if let found = existingSynth(cohortDir), found.version == SyntheticCohort.generatorVersion, found.config == synth {
-        return ((), true)
-      }
+      if isCohort(existingSynth(cohortDir), synth) { return ((), true) }
       let progress = ProgressReporter(label: "synth", total: synth.trainCount + synth.validCount)
       try SyntheticCohort.generate(config: synth, output: cohortDir) { done, _ in progress.update(completed: done) }
       return ((), false)
@@ -277,8 +260,8 @@ public enum Demo {
     let cache = out.appendingPathComponent("cache")
     var cfg = textConfig
     cfg.data.cacheFolder = cache.path
-    let imageDir = out.appendingPathComponent("image-s1"), textDir = out.appendingPathComponent("text-s1")
-    let stage2Dir = out.appendingPathComponent("stage2")
+    let imageDir = out.appendingPathComponent(stageFolders[0]), textDir = out.appendingPathComponent(stageFolders[1])
+    let stage2Dir = out.appendingPathComponent(stageFolders[2])
     // Per-epoch validation on the held-out patients (true labels), for the log; off when quick.
     let validation: Cohort? = options.quick ? nil : heldOut
 
@@ -380,11 +363,12 @@ public enum Demo {
       String(format: "Visible findings (zeroShot/auroc/visualMacro): %@.", visibleFindings.joined(separator: ", ")),
     ]
     let defined = Int(extras["zeroShot/visualFindings/defined"] ?? 0)
+    let chance = extras["retrieval/reportToVolume/chance@5"].map { String(format: "%.3f", $0) } ?? "n/a"
     let headline: [(label: String, value: Double?)] = [
-      ("zero-shot macro AUROC, the \(defined) visible findings" + (defined < visibleFindings.count ? " of \(visibleFindings.count) with both classes" : ""),
-       extras["zeroShot/auroc/visualMacro"]),
-      (String(format: "report→volume Recall@5 (chance %.3f)", extras["retrieval/reportToVolume/chance@5"] ?? .nan),
-       evaluation.retrieval.reportToVolume.recallAtK[5]),
+      (defined < visibleFindings.count
+         ? "zero-shot macro AUROC, \(defined) of the \(visibleFindings.count) visible findings (the others have one class)"
+         : "zero-shot macro AUROC, the \(defined) visible findings", extras["zeroShot/auroc/visualMacro"]),
+      ("report→volume Recall@5 (chance \(chance))", evaluation.retrieval.reportToVolume.recallAtK[5]),
       ("distiller macro F1 (training reports)", extras["distill/f1/macro"]),
     ]
     let report = EvaluationReport(title: "GreenRFM demo: held-out synthetic patients", notes: notes,
@@ -515,8 +499,39 @@ public enum Demo {
     return (StageResult(metrics: summary.metrics, stopped: summary.stoppedEarly), false)
   }
 
-  /// The cohort's config, when `synth.json` exists (written last, so the cohort is complete).
-  /// The generator version and config of a finished cohort in `dir` (its `synth.json`), or nil.
+  /// The stage folders of a demo run: image stage 1, text stage 1, stage 2.
+  static let stageFolders = ["image-s1", "text-s1", "stage2"]
+
+  /// Whether a cohort found on disk is the one `synth` describes, made by this generator version.
+  static func isCohort(_ found: (version: String, config: SyntheticCohortConfig)?, _ synth: SyntheticCohortConfig) -> Bool {
+    found.map { $0.version == SyntheticCohort.generatorVersion && $0.config == synth } ?? false
+  }
+
+  /// Trained stages belong to the cohort they were trained on: regenerating it under them (another generator
+  /// version, seed, size or any other setting) would mix the two. So when `out/cohort` holds another cohort and a
+  /// stage folder holds a checkpoint, this throws before anything is overwritten.
+  /// - Throws: `GreenRFMError.checkpoint` naming `out`, the trained stages, and the cohort found and wanted.
+  static func refuseStagesOfAnotherCohort(out: URL, synth: SyntheticCohortConfig) throws {
+    guard let found = existingSynth(out.appendingPathComponent("cohort")), !isCohort(found, synth) else { return }
+    let trained = stageFolders.filter { name in
+      // A checkpoint, or entries that should be one (`find` throws): either way the stage is not empty.
+      do { return try Checkpoint.find(out.appendingPathComponent(name).appendingPathComponent("checkpoints")) != nil } catch { return true }
+    }
+    guard !trained.isEmpty else { return }
+    func describe(_ version: String, _ c: SyntheticCohortConfig) -> String {
+      "\(version), seed \(c.seed), \(c.trainCount) + \(c.validCount) patients of "
+        + "\(c.shape.map(String.init).joined(separator: "×")) at \(c.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm"
+    }
+    let foundText = describe(found.version, found.config), wantedText = describe(SyntheticCohort.generatorVersion, synth)
+    let detail = foundText == wantedText
+      ? "\(foundText), other generator settings (noise, prevalences, contrast or storage)"
+      : "found \(foundText); this run makes \(wantedText)"
+    throw GreenRFMError.checkpoint(
+      path: out.path, reason: "holds stages (\(trained.joined(separator: ", "))) trained on another synthetic cohort "
+        + "(\(detail)); choose another --output or remove it")
+  }
+
+  /// The generator version and config of a finished cohort in `dir` (its `synth.json`, written last), or nil.
   static func existingSynth(_ dir: URL) -> (version: String, config: SyntheticCohortConfig)? {
     struct Summary: Decodable { var generatorVersion: String }
     struct File: Decodable { var config: SyntheticCohortConfig; var summary: Summary }

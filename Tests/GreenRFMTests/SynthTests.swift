@@ -67,8 +67,8 @@ import Testing
   /// unbroken run of slices; sternal wires are loops within single slices (4–6 of them). The device comes from the
   /// report's words. Version 4 left gaps: in its demo cohort 8 of the 33 held-out positives had metal in more than 6
   /// slices but not in every slice between (e.g. 8 of 17, 9 of 14); with the nearest-voxel drawing removed this test
-  /// fails (measured). Metal stays inside the body: before version 5, 22–37 voxels of every port chamber or pacemaker
-  /// generator here lay outside the skin.
+  /// fails (measured). Version 6 keeps metal inside the body: in version 5, 22–37 voxels of every port chamber or
+  /// pacemaker generator here lay outside the skin.
   @Test func thinMetalIsDrawnInEverySliceItCrossesAtTheDemoResolution() {
     var config = SyntheticCohortConfig()
     config.shape = [48, 48, 24]
@@ -224,6 +224,28 @@ import Testing
   }
 
   // MARK: - Files: determinism and the CT-RATE reader
+
+  /// `synth.json` says a folder holds a finished cohort (the demo reuses it, or refuses stages trained on another):
+  /// a regeneration removes the old one first, so one that stops halfway leaves none.
+  @Test func regeneratingRemovesTheOldSummaryUntilTheNewCohortIsComplete() throws {
+    var config = Self.smallConfig
+    config.shape = [32, 32, 16]
+    config.trainCount = 2
+    config.validCount = 1
+    let folder = Self.temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let summaryFile = folder.appendingPathComponent("synth.json")
+    try SyntheticCohort.generate(config: config, output: folder)
+    #expect(FileManager.default.fileExists(atPath: summaryFile.path))
+    config.seed += 1
+    let seenDuring = LockedCount()  // (calls that saw synth.json, calls)
+    try SyntheticCohort.generate(config: config, output: folder) { _, _ in
+      let seen = FileManager.default.fileExists(atPath: summaryFile.path) ? 1 : 0
+      seenDuring.add(seen)
+    }
+    #expect(seenDuring.last?.0 == 0 && seenDuring.last?.1 == 3)
+    #expect(Demo.existingSynth(folder)?.config == config)
+  }
 
   @Test func cohortFilesAreDeterministicAndReadByTheCTRATELayout() throws {
     var config = Self.smallConfig

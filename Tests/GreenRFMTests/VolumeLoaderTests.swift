@@ -258,5 +258,7 @@ final class LockedCount: @unchecked Sendable {
   private let lock = NSLock()
   private var value: (Int, Int)?
   func set(_ a: Int, _ b: Int) { lock.lock(); value = (a, b); lock.unlock() }
+  /// Adds `a` to the first count and 1 to the second.
+  func add(_ a: Int) { lock.lock(); value = ((value?.0 ?? 0) + a, (value?.1 ?? 0) + 1); lock.unlock() }
   var last: (Int, Int)? { lock.lock(); defer { lock.unlock() }; return value }
 }

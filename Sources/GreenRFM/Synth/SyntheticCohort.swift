@@ -120,7 +120,7 @@ public struct SyntheticPatient: Sendable {
 /// with visual signatures, CT-RATE-style reports, and CT-RATE's file layout. See docs/SYNTH.md.
 public enum SyntheticCohort {
   /// Changes whenever the same config would produce different files.
-  public static let generatorVersion = "greenrfm-synth-5"
+  public static let generatorVersion = "greenrfm-synth-6"
 
   /// The 18 CT-RATE findings (`chest-ct-18` display names) in label-column order.
   public static let findingNames = [
@@ -222,6 +222,10 @@ public enum SyntheticCohort {
     let start = Date()
     let jobs: [(Split, Int)] = (0..<config.trainCount).map { (.train, $0) } + (0..<config.validCount).map { (.valid, $0) }
     try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+    // synth.json is written last and says the folder holds this cohort; an earlier one must not outlive a
+    // regeneration that stops halfway.
+    let summaryFile = output.appendingPathComponent("synth.json")
+    if FileManager.default.fileExists(atPath: summaryFile.path) { try FileManager.default.removeItem(at: summaryFile) }
     let results = SynthResults(count: jobs.count)
     DispatchQueue.concurrentPerform(iterations: jobs.count) { n in
       let (split, index) = jobs[n]

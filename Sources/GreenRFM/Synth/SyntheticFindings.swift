@@ -350,8 +350,8 @@ extension SynthRenderer {
       let kind = r.int(3)
       plan.kind[SynthFinding.medicalMaterial.rawValue] = kind
       let a = anatomy
-      // Devices sit under the skin: a port chamber or generator near thin fat would otherwise reach past it (before
-      // version 5, 22–37 voxels of each in the twelve patients of SynthTests' metal test at 4 × 4 × 8 mm).
+      // Devices sit under the skin (version 6): a port chamber or generator near thin fat reached past it before, by
+      // 22–37 voxels of each in the twelve patients of SynthTests' metal test at 4 × 4 × 8 mm.
       func inBody(_ idx: Int) -> Bool { tissue[idx] != SyntheticTissue.air.rawValue }
       // A wire, lead or catheter thinner than a voxel. Like a scanner's metal blooming, the voxel nearest to each
       // point of it takes the metal's value, so a lead crossing 10 slices is seen (and streaks, below) in all 10;
