@@ -213,10 +213,11 @@ public enum Demo {
     // 1. Synthetic cohort.
     let cohortDir = out.appendingPathComponent("cohort")
     let synth = synthConfig(options)
-    begin(1, "synth: \(synth.trainCount) training + \(synth.validCount) held-out patients, \(synth.shape.map(String.init).joined(separator: "×")) voxels at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm")
-    try refuseStagesOfAnotherCohort(out: out, synth: synth)
+    begin(1, "synth: \(synth.trainCount) training + \(synth.validCount) held-out patients, \(grid(synth))")
+    let foundCohort = existingSynth(cohortDir)
+    try refuseStagesOfAnotherCohort(out: out, found: foundCohort, synth: synth)
     try timed("synth") { () -> ((), reused: Bool) in
-      if isCohort(existingSynth(cohortDir), synth) { return ((), true) }
+      if isCohort(foundCohort, synth) { return ((), true) }
       let progress = ProgressReporter(label: "synth", total: synth.trainCount + synth.validCount)
       try SyntheticCohort.generate(config: synth, output: cohortDir) { done, _ in progress.update(completed: done) }
       return ((), false)
@@ -357,7 +358,7 @@ public enum Demo {
     extras["demo/maxTextTokens"] = Double(maxTokens)
     let notes = [
       "Synthetic cohort (greenrfm synth, seed \(options.seed)): \(train.items.count) training patients with labels distilled from their reports by the rule labeler; \(heldOut.items.count) held-out patients scored against their true labels.",
-      "Volumes \(synth.shape.map(String.init).joined(separator: "×")) at \(synth.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm, read at their \(cfg.data.evaluationSize.map(String.init).joined(separator: "×")) centre; preset \(cfg.name) (lite ResNet3D-18, \(textFolder.lastPathComponent), latent \(cfg.model.latentDim), \(maxTokens) tokens).",
+      "Volumes \(grid(synth)), read at their \(cfg.data.evaluationSize.map(String.init).joined(separator: "×")) centre; preset \(cfg.name) (lite ResNet3D-18, \(textFolder.lastPathComponent), latent \(cfg.model.latentDim), \(maxTokens) tokens).",
       "Stage 2 starts from both stage-1 checkpoints, its aligned space seeded from the two stage-1 heads (alignedSpaceInit stage1Heads, docs/TRAINING.md).",
       "Zero-shot template: \"There is X.\" / \"There is no X.\"; similarity: dot product (as trained).",
       String(format: "Visible findings (zeroShot/auroc/visualMacro): %@.", visibleFindings.joined(separator: ", ")),
@@ -499,6 +500,11 @@ public enum Demo {
     return (StageResult(metrics: summary.metrics, stopped: summary.stoppedEarly), false)
   }
 
+  /// "48×48×24 voxels at 4×4×8 mm" for a cohort config (progress lines, report notes, errors).
+  static func grid(_ c: SyntheticCohortConfig) -> String {
+    "\(c.shape.map(String.init).joined(separator: "×")) voxels at \(c.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm"
+  }
+
   /// The stage folders of a demo run: image stage 1, text stage 1, stage 2.
   static let stageFolders = ["image-s1", "text-s1", "stage2"]
 
@@ -511,16 +517,16 @@ public enum Demo {
   /// version, seed, size or any other setting) would mix the two. So when `out/cohort` holds another cohort and a
   /// stage folder holds a checkpoint, this throws before anything is overwritten.
   /// - Throws: `GreenRFMError.checkpoint` naming `out`, the trained stages, and the cohort found and wanted.
-  static func refuseStagesOfAnotherCohort(out: URL, synth: SyntheticCohortConfig) throws {
-    guard let found = existingSynth(out.appendingPathComponent("cohort")), !isCohort(found, synth) else { return }
+  static func refuseStagesOfAnotherCohort(out: URL, found: (version: String, config: SyntheticCohortConfig)?,
+                                          synth: SyntheticCohortConfig) throws {
+    guard let found, !isCohort(found, synth) else { return }
     let trained = stageFolders.filter { name in
       // A checkpoint, or entries that should be one (`find` throws): either way the stage is not empty.
       do { return try Checkpoint.find(out.appendingPathComponent(name).appendingPathComponent("checkpoints")) != nil } catch { return true }
     }
     guard !trained.isEmpty else { return }
     func describe(_ version: String, _ c: SyntheticCohortConfig) -> String {
-      "\(version), seed \(c.seed), \(c.trainCount) + \(c.validCount) patients of "
-        + "\(c.shape.map(String.init).joined(separator: "×")) at \(c.spacingMM.map { String(format: "%g", $0) }.joined(separator: "×")) mm"
+      "\(version), seed \(c.seed), \(c.trainCount) + \(c.validCount) patients of \(grid(c))"
     }
     let foundText = describe(found.version, found.config), wantedText = describe(SyntheticCohort.generatorVersion, synth)
     let detail = foundText == wantedText

@@ -27,7 +27,8 @@ import Testing
 
   static func refusal(_ dir: URL) -> String? {
     do {
-      try Demo.refuseStagesOfAnotherCohort(out: dir, synth: quickCohort)
+      try Demo.refuseStagesOfAnotherCohort(out: dir, found: Demo.existingSynth(dir.appendingPathComponent("cohort")),
+                                           synth: quickCohort)
       return nil
     } catch {
       return "\(error)"

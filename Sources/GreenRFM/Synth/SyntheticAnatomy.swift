@@ -41,10 +41,16 @@ struct SynthFrame {
     return Vec3(cosR * dx + sinR * dy, -sinR * dx + cosR * dy, (Double(k) + 0.5) * sz)
   }
 
+  /// The inverse of `body`: the continuous voxel coordinates (voxel centres at whole numbers) of a body-frame point.
+  @inline(__always) func voxelCoordinates(_ p: Vec3) -> (i: Double, j: Double, k: Double) {
+    let dx = cosR * p.x - sinR * p.y + shiftX, dy = sinR * p.x + cosR * p.y + shiftY
+    return (dx / sx + ci, dy / sy + cj, p.z / sz - 0.5)
+  }
+
   /// The voxel whose centre is nearest to a body-frame point; nil outside the grid.
   func nearestVoxel(_ p: Vec3) -> (i: Int, j: Int, k: Int)? {
-    let dx = cosR * p.x - sinR * p.y + shiftX, dy = sinR * p.x + cosR * p.y + shiftY
-    let i = Int((dx / sx + ci).rounded()), j = Int((dy / sy + cj).rounded()), k = Int((p.z / sz - 0.5).rounded())
+    let v = voxelCoordinates(p)
+    let i = Int(v.i.rounded()), j = Int(v.j.rounded()), k = Int(v.k.rounded())
     guard (0..<ni).contains(i), (0..<nj).contains(j), (0..<nk).contains(k) else { return nil }
     return (i, j, k)
   }
@@ -54,12 +60,11 @@ struct SynthFrame {
     var iLo = Double.infinity, iHi = -Double.infinity, jLo = Double.infinity, jHi = -Double.infinity
     for x in [lo.x, hi.x] {
       for y in [lo.y, hi.y] {
-        let dx = cosR * x - sinR * y + shiftX, dy = sinR * x + cosR * y + shiftY
-        let i = dx / sx + ci, j = dy / sy + cj
+        let (i, j, _) = voxelCoordinates(Vec3(x, y, 0))
         iLo = min(iLo, i); iHi = max(iHi, i); jLo = min(jLo, j); jHi = max(jHi, j)
       }
     }
-    let kLo = lo.z / sz - 0.5, kHi = hi.z / sz - 0.5
+    let kLo = voxelCoordinates(lo).k, kHi = voxelCoordinates(hi).k
     let i0 = max(0, Int(iLo.rounded(.down))), i1 = min(ni - 1, Int(iHi.rounded(.up)))
     let j0 = max(0, Int(jLo.rounded(.down))), j1 = min(nj - 1, Int(jHi.rounded(.up)))
     let k0 = max(0, Int(kLo.rounded(.down))), k1 = min(nk - 1, Int(kHi.rounded(.up)))
